@@ -1,0 +1,36 @@
+# Two entry points: `make demo` (set up, then restore a bundled image) and `make test`.
+# Both are idempotent: the virtual environment is rebuilt only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch goes in first so that nothing pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: install demo test test-all bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/learnreg demo --out-dir out/demo
+
+test: install
+	$(PY) -m pytest
+
+test-all: install
+	$(PY) -m pytest -m ""
+
+$(VENV)/.bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test,bench]"
+	touch $@
+
+bench: $(VENV)/.bench
+	$(VENV)/bin/learnreg bench classical
+
+clean:
+	rm -rf $(VENV) out build *.egg-info
