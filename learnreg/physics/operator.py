@@ -191,6 +191,17 @@ class LinearOperator(Operator):
         self._norm_cache = math.sqrt(estimate)
         return self._norm_cache
 
+    # -- circulant structure --------------------------------------------------
+    def normal_fourier(self) -> Tensor | None:
+        """Eigenvalues of ``A^T A`` on the ``rfft2`` grid, or ``None``.
+
+        Circulant operators (identity, circular blur, periodic finite differences)
+        return a real tensor of shape ``(1 or C, H, W // 2 + 1)`` such that
+        ``A^T A x = irfft2(normal_fourier() * rfft2(x))``; every other operator
+        returns ``None``.
+        """
+        return None
+
     # -- data prox ------------------------------------------------------------
     def prox_data(self, v: Tensor, y: Tensor, tau: float | Tensor) -> Tensor:
         """``argmin_x tau/2 ||A x - y||^2 + 1/2 ||x - v||^2``.

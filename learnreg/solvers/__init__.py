@@ -1,0 +1,63 @@
+"""Iterative solvers over one contract: ``init_state``, ``step``, ``run(x0, stop=...) -> (x, History)``.
+
+=====================  =========================================================
+``GradientDescent``    ``f + g`` by gradients; fixed ``1/L`` step or Armijo
+``Adam``               Adam on ``x`` (pnpReG test-time solver)
+``ForwardBackward``    proximal gradient; FISTA with ``accelerated=True``
+``ADMM``               two-block ADMM through ``f.prox`` and ``g.prox``
+``SplitADMM``          ``1/2||Ax-y||^2 + lambda phi(Lx)``, FFT ``x``-update (TV, Tikhonov)
+``HQS``                half-quadratic splitting with a penalty schedule (DPIR)
+``FixedPoint``         ``x <- T(x)`` with Anderson acceleration; ``solve_fixed_point``
+=====================  =========================================================
+"""
+
+from learnreg.solvers.admm import ADMM, ADMMState
+from learnreg.solvers.base import (
+    AnyOf,
+    Diverged,
+    History,
+    MaxIter,
+    RelativeChange,
+    Solver,
+    State,
+    StopInfo,
+    StopRule,
+    default_stop,
+)
+from learnreg.solvers.fista import ForwardBackward, ForwardBackwardState
+from learnreg.solvers.fixed_point import FixedPoint, FixedPointInfo, FixedPointState, solve_fixed_point
+from learnreg.solvers.gd import Adam, AdamState, GradientDescent, GradientDescentState
+from learnreg.solvers.hqs import HQS, HQSState, geometric_schedule
+from learnreg.solvers.split_admm import SplitADMM, SplitADMMState
+from learnreg.solvers.terms import lipschitz_constant
+
+__all__ = [
+    "ADMM",
+    "ADMMState",
+    "Adam",
+    "AdamState",
+    "AnyOf",
+    "Diverged",
+    "FixedPoint",
+    "FixedPointInfo",
+    "FixedPointState",
+    "ForwardBackward",
+    "ForwardBackwardState",
+    "GradientDescent",
+    "GradientDescentState",
+    "HQS",
+    "HQSState",
+    "History",
+    "MaxIter",
+    "RelativeChange",
+    "Solver",
+    "SplitADMM",
+    "SplitADMMState",
+    "State",
+    "StopInfo",
+    "StopRule",
+    "default_stop",
+    "geometric_schedule",
+    "lipschitz_constant",
+    "solve_fixed_point",
+]
