@@ -1,0 +1,474 @@
+"""Dead-leaves images: occluding shapes with power-law sizes, generated on the fly.
+
+A dead-leaves image is the view from above of shapes ("leaves") falling on top
+of each other. With radii distributed as ``p(r) ∝ r^-alpha``, ``alpha = 3``,
+between ``r_min`` and ``r_max`` the model is close to scale invariant: its power
+spectrum falls as ``1/f^2`` like that of natural images, and denoisers trained
+on it alone come close to ones trained on photographs (Achddou et al., SSVM
+2021). This is the default training source for natural-image priors, since no
+dataset is downloaded (see DESIGN.md, "Data without downloads").
+
+Generation (after ``raphaelachddou/ffdnet_dead_leaves``, with the
+VibrantLeaves additions of ``rachddou/DeadLeavesPlus`` made optional):
+
+1. radii by inverse-CDF sampling,
+   ``r = [r_min^(1-alpha) - U (r_min^(1-alpha) - r_max^(1-alpha))]^(1/(1-alpha))``;
+   centres uniform on the canvas padded by ``r_max`` on every side (shapes that
+   miss the canvas are discarded, which leaves the process seen through the
+   canvas unchanged);
+2. shapes are painted front to back into uncovered pixels only, i.e. each pixel
+   takes the first shape that covers it; drawing stops once at most
+   ``max_uncovered`` pixels are left (they get a background colour) or after
+   ``max_shapes`` shapes;
+3. each shape is a disk, or with probability ``polygons`` a convex polygon of
+   3 to 8 vertices inscribed in its disk;
+4. colour = a random pixel of a random natural image (the palette, below);
+   optionally a texture (1/f noise or a sinusoid, same across channels) and,
+   on shapes larger than ``ramp_radius * size``, a linear ramp;
+5. everything is drawn on a canvas ``supersample`` times larger and
+   box-averaged down, which anti-aliases the edges (a mild blur).
+
+Painting is vectorised: shapes are drawn in batches; small shapes are grouped
+by bounding-box size and tested against their box all at once, and each pixel
+keeps the smallest shape index that covers it (``scatter_reduce`` with
+``amin``), which is exactly front-to-back painting.
+
+Palette
+-------
+Colours are pixels of the development images bundled with scikit-image, used
+**only as a colour palette** (no structure of the photographs reaches the
+images): ``retina`` and ``motorcycle_right`` (``stereo_motorcycle()[1]``) for RGB;
+for grey the BT.601 luma of those plus ``camera``, ``brick``, ``coins`` and ``moon``.
+scikit-image's other photographs are held out for users' judgement and are not
+used, not even for colours. The palette is built once, lazily, on the first call.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import IterableDataset, get_worker_info
+
+__all__ = ["DeadLeavesConfig", "DeadLeaves", "dead_leaves", "dead_leaves_batch"]
+
+_RGB_SOURCES = ("retina", "motorcycle_right")
+_GRAY_SOURCES = ("camera", "brick", "coins", "moon")
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as learnreg.data.io
+_UNCOVERED = torch.iinfo(torch.int64).max
+_LARGEST_BUCKET = 32  # canvas half-size above which a shape is painted on its own
+_CANDIDATES_PER_BATCH = 8192  # centres drawn per batch, before discarding misses
+_MAX_VERTICES = 8
+_BLOCK = 8  # canvas pixels per side of the coverage blocks that prune hidden shapes
+
+
+@functools.lru_cache(maxsize=2)
+def _palette(channels: int) -> tuple[Tensor, Tensor]:
+    """Palette pixels, shape (N, C) uint8, and image offsets (K + 1,) int64."""
+    import skimage.data
+
+    def load(name: str) -> np.ndarray:
+        return skimage.data.stereo_motorcycle()[1] if name == "motorcycle_right" else getattr(skimage.data, name)()
+
+    rgb = [load(name).reshape(-1, 3) for name in _RGB_SOURCES]
+    if channels == 3:
+        images = rgb
+    else:
+        gray = [load(name).reshape(-1, 1) for name in _GRAY_SOURCES]
+        luma = [np.rint(image.astype(np.float32) @ _LUMA).astype(np.uint8)[:, None] for image in rgb]
+        images = luma + gray
+    offsets = np.cumsum([0] + [len(image) for image in images])
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(offsets)
+
+
+def _palette_colours(count: int, channels: int, generator: torch.Generator) -> Tensor:
+    """``count`` colours, shape (count, C) float32 in [0, 1]: a random pixel of a random image."""
+    pixels, offsets = _palette(channels)
+    image = torch.randint(len(offsets) - 1, (count,), generator=generator)
+    start, length = offsets[image], offsets[image + 1] - offsets[image]
+    index = start + (torch.rand(count, generator=generator, dtype=torch.float64) * length).long()
+    return pixels[index].float() / 255.0
+
+
+@dataclass(frozen=True)
+class DeadLeavesConfig:
+    """Parameters of dead-leaves images; round-trips through :meth:`to_dict`.
+
+    Attributes
+    ----------
+    size : int
+        Side of the square images (patches), in pixels.
+    channels : {1, 3}
+        Grey or RGB.
+    r_min, r_max : float
+        Radius range in output pixels; ``r_max = None`` means ``size``.
+    alpha : float
+        Exponent of ``p(r) ∝ r^-alpha``, > 1; 3 gives a ``1/f^2`` spectrum.
+    polygons : float
+        Probability that a shape is a convex polygon instead of a disk.
+    textures : bool
+        Give half of the shapes a texture (1/f noise or a sinusoid).
+    ramps : bool
+        Give shapes larger than ``ramp_radius * size`` a linear ramp (p = 0.7).
+    ramp_radius : float
+        Radius, as a fraction of ``size``, above which ramps apply.
+    supersample : int
+        Canvas oversampling factor for anti-aliasing (2 to 4 is sensible).
+    max_uncovered : int
+        Stop once at most this many output pixels (``* supersample**2`` canvas
+        pixels) are uncovered.
+    max_shapes : int
+        Shape budget per image (shapes that reach the canvas), checked after
+        each batch of shapes, so it may be passed by up to one batch.
+    """
+
+    size: int = 128
+    channels: int = 3
+    r_min: float = 1.0
+    r_max: float | None = None
+    alpha: float = 3.0
+    polygons: float = 0.0
+    textures: bool = True
+    ramps: bool = True
+    ramp_radius: float = 0.2
+    supersample: int = 3
+    max_uncovered: int = 4
+    max_shapes: int = 50_000
+
+    def __post_init__(self) -> None:
+        _check(size=(self.size, self.size), channels=self.channels, r_min=self.r_min,
+               r_max=self.r_max, alpha=self.alpha, polygons=self.polygons,
+               supersample=self.supersample, max_shapes=self.max_shapes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-serialisable dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DeadLeavesConfig":
+        """Build from :meth:`to_dict` output; unknown keys raise."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"DeadLeavesConfig: unknown keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**data)
+
+
+def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float | None,
+           alpha: float, polygons: float, supersample: int, max_shapes: int) -> None:
+    if min(size) <= 0:
+        raise ValueError(f"dead_leaves: size must be positive, got {size}")
+    if channels not in (1, 3):
+        raise ValueError(f"dead_leaves: channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if not r_min > 0 or (r_max is not None and not r_max > r_min):
+        raise ValueError(f"dead_leaves: need 0 < r_min < r_max, got r_min={r_min}, r_max={r_max}")
+    if not alpha > 1:
+        raise ValueError(f"dead_leaves: alpha must be > 1 (3 for a 1/f^2 spectrum), got {alpha}")
+    if not 0 <= polygons <= 1:
+        raise ValueError(f"dead_leaves: polygons is a probability in [0, 1], got {polygons}")
+    if supersample < 1 or max_shapes < 1:
+        raise ValueError(f"dead_leaves: supersample and max_shapes must be >= 1, "
+                         f"got {supersample} and {max_shapes}")
+
+
+@dataclass
+class _Shapes:
+    """Shapes in canvas pixel units; ``vertices`` (n, 8, 2) as (dy, dx), counter-clockwise."""
+
+    cy: Tensor
+    cx: Tensor
+    r: Tensor
+    polygon: Tensor
+    vertices: Tensor
+
+
+def _sample_shapes(height: int, width: int, *, r_min: float, r_max: float, alpha: float,
+                   polygons: float, generator: torch.Generator) -> _Shapes:
+    """One batch of shapes that reach the ``height x width`` canvas, in drawing order."""
+    n = _CANDIDATES_PER_BATCH
+    e = 1.0 - alpha
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    r = (r_min**e - u * (r_min**e - r_max**e)) ** (1.0 / e)
+    cy = torch.rand(n, generator=generator, dtype=torch.float64) * (height + 2 * r_max) - r_max
+    cx = torch.rand(n, generator=generator, dtype=torch.float64) * (width + 2 * r_max) - r_max
+    # keep the shapes whose disk reaches the canvas rectangle
+    dy = torch.clamp(torch.maximum(-cy, cy - height), min=0)
+    dx = torch.clamp(torch.maximum(-cx, cx - width), min=0)
+    keep = dy**2 + dx**2 < r**2
+    r, cy, cx = r[keep].float(), cy[keep].float(), cx[keep].float()
+    count = len(r)
+    if polygons == 0:
+        return _Shapes(cy, cx, r, torch.zeros(count, dtype=torch.bool),
+                       torch.zeros(count, _MAX_VERTICES, 2))
+    polygon = torch.rand(count, generator=generator) < polygons
+    vertex_count = torch.randint(3, _MAX_VERTICES + 1, (count,), generator=generator)
+    angles, _ = torch.sort(torch.rand(count, _MAX_VERTICES, generator=generator) * (2 * math.pi), dim=1)
+    # pad with copies of the last real vertex: zero-length edges pass the half-plane test
+    last = angles.gather(1, (vertex_count - 1)[:, None])
+    angles = torch.where(torch.arange(_MAX_VERTICES)[None, :] < vertex_count[:, None], angles, last)
+    vertices = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1) * r[:, None, None]
+    return _Shapes(cy, cx, r, polygon, vertices)
+
+
+def _in_polygon(dy: Tensor, dx: Tensor, vertices: Tensor) -> Tensor:
+    """Whether offsets ``dy`` (n, S, 1), ``dx`` (n, 1, S) lie in polygons ``vertices`` (n, 8, 2).
+
+    Returns a mask of shape (n, S, S).
+    """
+    edge = torch.roll(vertices, -1, dims=1) - vertices  # (n, 8, 2)
+    # counter-clockwise in (x, y): inside iff on the left of every edge, i.e.
+    # e_x (dy - v_y) - e_y (dx - v_x) >= 0, written a dy + b dx >= -c per edge
+    a, b = edge[..., 1], -edge[..., 0]
+    c = -(a * vertices[..., 0] + b * vertices[..., 1])
+    cross = (dy[..., None] * a[:, None, None]) + (dx[..., None] * b[:, None, None])
+    return (cross >= -c[:, None, None]).all(dim=-1)
+
+
+def _visible(shapes: _Shapes, uncovered: Tensor) -> Tensor:
+    """Mask of shapes whose bounding box meets a block with an uncovered pixel, shape (n,)."""
+    height, width = uncovered.shape
+    block = _BLOCK
+    padded = F.pad(uncovered, (0, -width % block, 0, -height % block))
+    rows, cols = padded.shape[0] // block, padded.shape[1] // block
+    free = padded.view(rows, block, cols, block).any(dim=3).any(dim=1).long()  # (rows, cols)
+    table = F.pad(free.cumsum(0).cumsum(1), (1, 0, 1, 0))  # summed-area table
+    top = ((shapes.cy - shapes.r) // block).long().clamp(0, rows - 1)
+    bottom = ((shapes.cy + shapes.r) // block).long().clamp(0, rows - 1) + 1
+    left = ((shapes.cx - shapes.r) // block).long().clamp(0, cols - 1)
+    right = ((shapes.cx + shapes.r) // block).long().clamp(0, cols - 1) + 1
+    return (table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]) > 0
+
+
+def _paint(index: Tensor, shapes: _Shapes, base: int) -> None:
+    """Lower ``index`` (Hc, Wc) to ``base + i`` wherever shape i covers the pixel centre."""
+    height, width = index.shape
+    flat = index.view(-1)
+    half = torch.ceil(shapes.r).long()
+    active = _visible(shapes, index >= base) if base > 0 else torch.ones_like(half, dtype=torch.bool)
+    lower = 0
+    level = 1
+    while lower < _LARGEST_BUCKET:
+        ids = (active & (half > lower) & (half <= level)).nonzero(as_tuple=True)[0]
+        lower, level = level, level * 2
+        if len(ids) == 0:
+            continue
+        offset = torch.arange(-lower, lower + 1)
+        cy, cx, r = shapes.cy[ids, None, None], shapes.cx[ids, None, None], shapes.r[ids, None, None]
+        rows = cy.floor().long() + offset[None, :, None]  # (n, S, 1)
+        cols = cx.floor().long() + offset[None, None, :]  # (n, 1, S)
+        dy, dx = rows + 0.5 - cy, cols + 0.5 - cx
+        inside = dy**2 + dx**2 <= r**2
+        polygon = shapes.polygon[ids].nonzero(as_tuple=True)[0]
+        if len(polygon):
+            inside[polygon] &= _in_polygon(dy[polygon], dx[polygon], shapes.vertices[ids[polygon]])
+        on_canvas = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+        # points off the canvas or outside the shape do nothing: an index of _UNCOVERED
+        # cannot lower any entry; off-canvas ones are clamped to a valid pixel
+        pixel = (rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1)).expand_as(inside)
+        value = torch.where(inside & on_canvas, ids[:, None, None] + base, _UNCOVERED)
+        flat.scatter_reduce_(0, pixel.reshape(-1), value.reshape(-1), reduce="amin")
+    for i in (active & (half > lower)).nonzero(as_tuple=True)[0].tolist():
+        cy, cx, r = float(shapes.cy[i]), float(shapes.cx[i]), float(shapes.r[i])
+        y0, y1 = max(0, math.floor(cy - r)), min(height, math.ceil(cy + r) + 1)
+        x0, x1 = max(0, math.floor(cx - r)), min(width, math.ceil(cx + r) + 1)
+        region = index[y0:y1, x0:x1]
+        if y0 >= y1 or x0 >= x1 or not bool((region >= base).any()):
+            continue
+        dy = (torch.arange(y0, y1) + 0.5 - cy)[:, None]
+        dx = (torch.arange(x0, x1) + 0.5 - cx)[None, :]
+        inside = dy**2 + dx**2 <= r * r
+        if bool(shapes.polygon[i]):
+            inside &= _in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
+        region.masked_fill_(inside & (region > base + i), base + i)
+
+
+def _noise_fields(count: int, height: int, width: int, generator: torch.Generator) -> Tensor:
+    """``count`` fields of 1/f^beta noise, beta ~ U[0.5, 1.5]; shape (count, H, W), unit std."""
+    white = torch.randn(count, height, width, generator=generator)
+    beta = 0.5 + torch.rand(count, 1, 1, generator=generator)
+    fy = torch.fft.fftfreq(height)[:, None]
+    fx = torch.fft.rfftfreq(width)[None, :]
+    frequency = torch.sqrt(fy**2 + fx**2).clamp(min=1.0 / max(height, width))
+    field = torch.fft.irfft2(torch.fft.rfft2(white) * frequency ** (-beta), s=(height, width))
+    field = field - field.mean(dim=(1, 2), keepdim=True)
+    return field / field.std(dim=(1, 2), keepdim=True).clamp(min=1e-12)
+
+
+def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: torch.Generator,
+                r_min: float = 1.0, r_max: float | None = None, alpha: float = 3.0,
+                polygons: float = 0.0, textures: bool = True, ramps: bool = True,
+                ramp_radius: float = 0.2, supersample: int = 3, max_uncovered: int = 4,
+                max_shapes: int = 50_000) -> Tensor:
+    """Generate one dead-leaves image.
+
+    Parameters
+    ----------
+    size : int or (int, int)
+        Output ``H = W = size``, or ``(H, W)``.
+    channels : {1, 3}
+        Grey or RGB.
+    generator : torch.Generator
+        The only source of randomness: the same seed gives the same image.
+    r_min, r_max : float
+        Radius range in output pixels; ``r_max=None`` means ``max(H, W)``.
+    alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes
+        See :class:`DeadLeavesConfig`.
+
+    Returns
+    -------
+    Tensor, shape (C, H, W), float32, values in [0, 1]
+
+    Examples
+    --------
+    >>> image = dead_leaves(64, generator=torch.Generator().manual_seed(0))
+    >>> image.shape
+    torch.Size([3, 64, 64])
+    """
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    _check(size=(height, width), channels=channels, r_min=r_min, r_max=r_max, alpha=alpha,
+           polygons=polygons, supersample=supersample, max_shapes=max_shapes)
+    s = int(supersample)
+    r_max = float(max(height, width) if r_max is None else r_max)
+    canvas_h, canvas_w = height * s, width * s
+    index = torch.full((canvas_h, canvas_w), _UNCOVERED, dtype=torch.int64)
+    batches: list[_Shapes] = []
+    count = 0
+    while count < max_shapes:
+        shapes = _sample_shapes(canvas_h, canvas_w, r_min=r_min * s, r_max=r_max * s,
+                                alpha=alpha, polygons=polygons, generator=generator)
+        _paint(index, shapes, count)
+        batches.append(shapes)
+        count += len(shapes.r)
+        if int((index == _UNCOVERED).sum()) <= max_uncovered * s * s:
+            break
+    index[index == _UNCOVERED] = count  # the background: one more shape behind all others
+    cy, cx, r = (torch.cat([getattr(b, name) for b in batches] + [torch.zeros(1)])
+                 for name in ("cy", "cx", "r"))
+    n = count + 1
+
+    # per-shape table, gathered once per canvas pixel: colour (C), then the coefficients of
+    # colour + a0 * field0 + a1 * field1 + a_wave * sin(ky * y + kx * x + phase) + gy * y + gx * x + g0
+    table = torch.zeros(n, channels + 9)
+    table[:, :channels] = _palette_colours(n, channels, generator)
+    if textures:
+        kind = torch.randint(4, (n,), generator=generator)  # 0, 1: flat; 2: 1/f noise; 3: sinusoid
+        amplitude = 0.1 * torch.rand(n, generator=generator)
+        field = torch.randint(2, (n,), generator=generator)
+        frequency = (0.02 + 0.2 * torch.rand(n, generator=generator)) * (2 * math.pi / s)  # rad/px
+        orientation = torch.rand(n, generator=generator) * math.pi
+        table[:, channels] = amplitude * ((kind == 2) & (field == 0))
+        table[:, channels + 1] = amplitude * ((kind == 2) & (field == 1))
+        table[:, channels + 2] = amplitude * (kind == 3)
+        table[:, channels + 3] = frequency * torch.sin(orientation)
+        table[:, channels + 4] = frequency * torch.cos(orientation)
+        table[:, channels + 5] = torch.rand(n, generator=generator) * (2 * math.pi)
+        table[-1, channels:] = 0  # flat background
+    if ramps:
+        ramped = (r > ramp_radius * max(height, width) * s) & (torch.rand(n, generator=generator) < 0.7)
+        slope = 0.3 * (2 * torch.rand(n, generator=generator) - 1) * ramped / r.clamp(min=1.0)
+        direction = torch.rand(n, generator=generator) * (2 * math.pi)
+        gy, gx = slope * torch.sin(direction), slope * torch.cos(direction)
+        # +- 0.3 across the shape, zero at its centre
+        table[:, channels + 6], table[:, channels + 7] = gy, gx
+        table[:, channels + 8] = -(gy * cy + gx * cx)
+    values = table.index_select(0, index.view(-1))  # (Hc * Wc, C + 9)
+    y = (torch.arange(canvas_h, dtype=torch.float32) + 0.5)[:, None].expand(-1, canvas_w).reshape(-1)
+    x = (torch.arange(canvas_w, dtype=torch.float32) + 0.5)[None, :].expand(canvas_h, -1).reshape(-1)
+    image = values[:, :channels]
+    shade = torch.zeros(canvas_h * canvas_w)
+    if textures:
+        noise = _noise_fields(2, height, width, generator)
+        noise = noise.repeat_interleave(s, dim=1).repeat_interleave(s, dim=2).reshape(2, -1)
+        c = channels
+        shade += values[:, c] * noise[0] + values[:, c + 1] * noise[1]
+        shade += values[:, c + 2] * torch.sin(values[:, c + 3] * y + values[:, c + 4] * x + values[:, c + 5])
+    if ramps:
+        c = channels + 6
+        shade += values[:, c] * y + values[:, c + 1] * x + values[:, c + 2]
+    image = image + shade[:, None]
+    image = image.clamp(0.0, 1.0).T.reshape(1, channels, canvas_h, canvas_w)  # (HW, C) -> (1, C, H, W)
+    if s > 1:
+        image = F.avg_pool2d(image, s)
+    return image[0].contiguous()
+
+
+def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,
+                      generator: torch.Generator) -> Tensor:
+    """A batch of dead-leaves images, shape (B, C, size, size), float32 in [0, 1]."""
+    return torch.stack([
+        dead_leaves(config.size, channels=config.channels, generator=generator,
+                    r_min=config.r_min, r_max=config.r_max, alpha=config.alpha,
+                    polygons=config.polygons, textures=config.textures, ramps=config.ramps,
+                    ramp_radius=config.ramp_radius, supersample=config.supersample,
+                    max_uncovered=config.max_uncovered, max_shapes=config.max_shapes)
+        for _ in range(batch_size)
+    ])
+
+
+class DeadLeaves(IterableDataset):
+    """Batches of dead-leaves patches, generated on the fly (no files).
+
+    Each iteration restarts from ``seed`` (mixed with the epoch and the
+    :class:`~torch.utils.data.DataLoader` worker id), so a run is reproducible
+    and workers never repeat each other. Use with ``DataLoader(dataset,
+    batch_size=None, num_workers=...)``: the dataset already yields batches.
+
+    Parameters
+    ----------
+    config : DeadLeavesConfig
+        Image parameters (size, channels, radii...).
+    batch_size : int
+        Images per batch.
+    seed : int
+        Seed of the stream.
+    batches : int, optional
+        Batches per epoch (split across workers); endless when ``None``.
+
+    Yields
+    ------
+    Tensor, shape (batch_size, C, size, size), float32 in [0, 1]
+
+    Examples
+    --------
+    >>> stream = DeadLeaves(DeadLeavesConfig(size=32), batch_size=2, seed=0, batches=1)
+    >>> [batch.shape for batch in stream]
+    [torch.Size([2, 3, 32, 32])]
+    """
+
+    def __init__(self, config: DeadLeavesConfig, *, batch_size: int, seed: int,
+                 batches: int | None = None):
+        super().__init__()
+        if batch_size < 1 or (batches is not None and batches < 0):
+            raise ValueError(f"DeadLeaves: need batch_size >= 1 and batches >= 0, "
+                             f"got {batch_size} and {batches}")
+        self.config = config
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.batches = batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw different images in each epoch (as ``DistributedSampler.set_epoch``)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        if self.batches is None:
+            raise TypeError("DeadLeaves: an endless stream (batches=None) has no length")
+        return self.batches
+
+    def __iter__(self) -> Iterator[Tensor]:
+        info = get_worker_info()
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        state = np.random.SeedSequence([self.seed, self.epoch, worker]).generate_state(1, np.uint64)
+        generator = torch.Generator().manual_seed(int(state[0]))
+        remaining = None if self.batches is None else len(range(worker, self.batches, workers))
+        while remaining is None or remaining > 0:
+            yield dead_leaves_batch(self.config, self.batch_size, generator=generator)
+            if remaining is not None:
+                remaining -= 1

@@ -1,0 +1,157 @@
+"""Dead-leaves generator: statistics, reproducibility, range, dataset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from learnreg.data.deadleaves import DeadLeaves, DeadLeavesConfig, dead_leaves, dead_leaves_batch
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _spectrum_slope(images: torch.Tensor, band: tuple[float, float]) -> float:
+    """Log-log slope of the radially averaged power spectrum of (N, H, H) images over ``band``
+    (cycles per pixel)."""
+    size = images.shape[-1]
+    images = images - images.mean(dim=(1, 2), keepdim=True)
+    window = torch.hann_window(size, periodic=False, dtype=torch.float64)
+    power = torch.fft.fft2(images.double() * window[:, None] * window[None, :]).abs().pow(2).mean(0)
+    frequency = torch.fft.fftfreq(size, dtype=torch.float64)
+    radius = torch.round(torch.sqrt(frequency[:, None] ** 2 + frequency[None, :] ** 2) * size).long()
+    radial = torch.bincount(radius.flatten(), power.flatten()) / torch.bincount(radius.flatten())
+    f = torch.arange(len(radial), dtype=torch.float64) / size
+    keep = (f >= band[0]) & (f <= band[1])
+    return float(np.polyfit(np.log(f[keep].numpy()), np.log(radial[keep].numpy()), 1)[0])
+
+
+@pytest.mark.parametrize("textures", [False, True])
+def test_power_spectrum_falls_as_one_over_f_squared(textures):
+    # 16 grey 256^2 images, alpha = 3; natural images have slope about -2.
+    # Tolerance: -2 +- 0.3 over the mid band 0.02..0.25 cycles/pixel
+    # (measured: -2.04 plain, -2.08 with textures and ramps).
+    generator = _generator(0)
+    images = torch.stack([dead_leaves(256, channels=1, generator=generator, textures=textures,
+                                      ramps=textures)[0] for _ in range(16)])
+    slope = _spectrum_slope(images, (0.02, 0.25))
+    print(f"spectrum slope (textures={textures}): {slope:.3f}")
+    assert -2.3 < slope < -1.7
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_shape_range_and_reproducibility(channels):
+    first = dead_leaves((40, 56), channels=channels, generator=_generator(3), polygons=0.3)
+    again = dead_leaves((40, 56), channels=channels, generator=_generator(3), polygons=0.3)
+    other = dead_leaves((40, 56), channels=channels, generator=_generator(4), polygons=0.3)
+    assert first.shape == (channels, 40, 56) and first.dtype == torch.float32
+    assert first.min() >= 0 and first.max() <= 1 and first.std() > 0.02
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_options_change_the_image_and_grey_has_no_colour():
+    plain = dead_leaves(48, generator=_generator(1), textures=False, ramps=False)
+    textured = dead_leaves(48, generator=_generator(1), textures=True, ramps=False)
+    assert not torch.equal(plain, textured)
+
+    # without textures a shape is one palette colour (k / 255): inside shapes, away from
+    # the anti-aliased edges, pixels hold exactly such values
+    def on_palette(image):
+        scaled = image * 255
+        return float(((scaled - scaled.round()).abs() < 1e-3).float().mean())
+
+    assert on_palette(plain) > 0.5
+    assert on_palette(textured) < on_palette(plain)
+    rgb = dead_leaves(32, generator=_generator(2))
+    assert (rgb[0] - rgb[1]).abs().max() > 0.05  # real colours, not grey
+
+
+def test_budget_and_background():
+    # a tiny budget leaves most pixels to the background colour, still valid
+    image = dead_leaves(32, generator=_generator(0), r_min=0.5, r_max=1.0, max_shapes=1,
+                        textures=False, ramps=False)
+    assert image.shape == (3, 32, 32) and torch.isfinite(image).all()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="channels must be 1"):
+        dead_leaves(16, channels=2, generator=_generator(0))
+    with pytest.raises(ValueError, match="r_min < r_max"):
+        dead_leaves(16, generator=_generator(0), r_min=4.0, r_max=2.0)
+    with pytest.raises(ValueError, match="alpha must be > 1"):
+        DeadLeavesConfig(alpha=1.0)
+
+
+def test_config_round_trip_and_batches():
+    config = DeadLeavesConfig(size=24, channels=1, polygons=0.2)
+    assert DeadLeavesConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown keys"):
+        DeadLeavesConfig.from_dict({"sise": 3})
+    batch = dead_leaves_batch(config, 2, generator=_generator(0))
+    assert batch.shape == (2, 1, 24, 24)
+
+
+def test_dataset_is_reproducible_and_epochs_differ():
+    dataset = DeadLeaves(DeadLeavesConfig(size=16), batch_size=2, seed=5, batches=3)
+    first = list(DataLoader(dataset, batch_size=None))
+    assert len(first) == len(dataset) == 3
+    assert all(batch.shape == (2, 3, 16, 16) for batch in first)
+    assert not torch.equal(first[0], first[1])
+    again = list(dataset)
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    dataset.set_epoch(1)
+    assert not torch.equal(next(iter(dataset)), first[0])
+    with pytest.raises(TypeError, match="endless"):
+        len(DeadLeaves(DeadLeavesConfig(size=16), batch_size=1, seed=0))
+
+
+def test_vectorised_painting_matches_brute_force():
+    # every pixel must take the first shape (in drawing order) that covers its centre,
+    # across batches, bucket sizes, the one-by-one path for large shapes, and polygons
+    from learnreg.data import deadleaves as module
+
+    height, width = 40, 50
+    generator = _generator(6)
+    index = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    batches, base = [], 0
+    for _ in range(2):
+        shapes = module._sample_shapes(height, width, r_min=0.7, r_max=70.0, alpha=3.0,
+                                       polygons=0.5, generator=generator)
+        module._paint(index, shapes, base)
+        batches.append(shapes)
+        base += len(shapes.r)
+    assert bool((torch.cat([b.r for b in batches]) > module._LARGEST_BUCKET).any())
+
+    expected = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    y = torch.arange(height)[:, None] + 0.5
+    x = torch.arange(width)[None, :] + 0.5
+    base = 0
+    for shapes in batches:
+        for i in range(len(shapes.r)):
+            dy, dx = y - shapes.cy[i], x - shapes.cx[i]
+            inside = dy**2 + dx**2 <= shapes.r[i] ** 2
+            if shapes.polygon[i]:
+                inside &= module._in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
+            expected = torch.where(inside & (expected == module._UNCOVERED), base + i, expected)
+        base += len(shapes.r)
+    assert torch.equal(index, expected)
+
+
+def test_polygon_test_on_a_diamond():
+    from learnreg.data import deadleaves as module
+
+    # vertices (dy, dx) at angles 0, 90, 180, 270 degrees, padded with the last one:
+    # the diamond |dx| + |dy| <= 1
+    angles = torch.tensor([0.0, 0.5, 1.0, 1.5, 1.5, 1.5, 1.5, 1.5]) * torch.pi
+    vertices = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1)[None]
+    grid = torch.linspace(-1.2, 1.2, 25)
+    dy, dx = grid[None, :, None], grid[None, None, :]
+    inside = module._in_polygon(dy, dx, vertices)[0]
+    distance = (dy.abs() + dx.abs())[0]
+    clear = (distance - 1).abs() > 1e-3  # leave the points on the edges to rounding
+    assert torch.equal(inside[clear], (distance <= 1)[clear])
+    assert clear.sum() > 500
