@@ -281,6 +281,9 @@ class Adjoint(LinearOperator):
     def name(self) -> str:
         return f"{self.op.name}.T"
 
+    def norm(self, *, iterations: int = 100, tol: float = 1e-6, generator: torch.Generator | None = None) -> float:
+        return self.op.norm(iterations=iterations, tol=tol, generator=generator)  # ||A^T|| = ||A||
+
     def _forward(self, x: Tensor) -> Tensor:
         return self.op._adjoint(x)
 
@@ -325,6 +328,9 @@ class LinearScaled(LinearOperator):
     @property
     def name(self) -> str:
         return f"{self.scale:g}*{self.op.name}"
+
+    def norm(self, *, iterations: int = 100, tol: float = 1e-6, generator: torch.Generator | None = None) -> float:
+        return abs(self.scale) * self.op.norm(iterations=iterations, tol=tol, generator=generator)
 
     def _forward(self, x: Tensor) -> Tensor:
         return self.scale * self.op._forward(x)

@@ -162,7 +162,9 @@ class SplitADMM(Solver):
 
     def init_state(self, x0: Tensor) -> SplitADMMState:
         # data_rhs = F[A^T y], in the dtype of x0 (float32 keeps every iteration in float32)
-        z = self.L(x0)
+        # z starts at prox(L x0), not L x0: with z = L x0 and u = 0 the first x-update of
+        # "fourier" mode returns x0 itself, and a relative-change rule would stop at once.
+        z = self.phi.prox(self.L(x0), self.weight / self.rho)
         split_data = self.data_step == "prox"
         return SplitADMMState(
             x=x0,
