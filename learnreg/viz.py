@@ -99,8 +99,8 @@ def side_by_side(path: PathLike, images: Sequence[tuple[str, Tensor]], *,
     ----------
     path : str or PathLike
         Output ``.png``; written atomically, overwritten if it exists.
-    images : sequence of (str, Tensor)
-        Titles and images, each ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)``
+    images : sequence of (str, Tensor or None)
+        Titles and images (``None`` leaves the cell blank), each ``(1, C, H, W)``, ``(C, H, W)`` or ``(H, W)``
         with ``C`` = 1 or 3, values in ``[0, 1]`` (clipped for display).
         Put metrics in the titles, e.g. ``f"TV, {psnr:.2f} dB"``.
     crop : (top, left, height, width), optional
@@ -121,8 +121,8 @@ def side_by_side(path: PathLike, images: Sequence[tuple[str, Tensor]], *,
     axes = figure.subplots(rows, columns, squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.set_axis_off()
-        if index >= len(images):
-            continue
+        if index >= len(images) or images[index][1] is None:
+            continue  # (title, None) leaves a blank cell, e.g. to align rows of a grid
         title, image = images[index]
         array = np.clip(_crop(_as_display(image, title), crop), 0.0, 1.0)
         axis.imshow(array, cmap="gray" if array.ndim == 2 else None, vmin=0.0, vmax=1.0,

@@ -103,6 +103,13 @@ class DataConfig(Section):
         (``r_min``, ``textures``...); ``size`` and ``channels`` come from above.
     cache : bool
         Keep decoded folder images in memory.
+    pool_images : int
+        ``"deadleaves"`` only: 0 draws every patch as a new dead-leaves image
+        (slow on CPU: tens of ms each); ``N > 0`` generates ``N`` images of
+        ``pool_image_size`` once, from ``seed`` (so a resumed run rebuilds the same pool),
+        and draws random crops with flips and 90-degree rotations from them.
+    pool_image_size : int
+        Side of the pool images (at least ``patch_size``).
     workers : int
         Background processes that draw batches ahead of the training step
         (0: draw them in the training process). The batches are the same
@@ -122,6 +129,8 @@ class DataConfig(Section):
     folder_fraction: float = 0.5
     deadleaves: dict[str, Any] = field(default_factory=dict)
     cache: bool = False
+    pool_images: int = 0
+    pool_image_size: int = 256
     workers: int = 0
 
     def check(self) -> None:
@@ -134,6 +143,8 @@ class DataConfig(Section):
         for name in ("patch_size", "channels", "batch_size"):
             if getattr(self, name) < 1:
                 self.fail(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.pool_images < 0 or (self.pool_images and self.pool_image_size < self.patch_size):
+            self.fail("pool_images", "pool_images must be >= 0 and pool_image_size >= patch_size")
         if self.workers < 0:
             self.fail("workers", f"must be >= 0 (0: draw batches in the training process), got {self.workers}")
         if self.validation_size < 0 or self.validation_seed < 0:

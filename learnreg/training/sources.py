@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PatchSource", "DeadLeavesSource", "FolderSource", "MixedSource", "build_source"]
+__all__ = ["PatchSource", "DeadLeavesSource", "DeadLeavesPoolSource", "FolderSource", "MixedSource", "build_source"]
 
 
 @runtime_checkable
@@ -68,6 +68,42 @@ class DeadLeavesSource:
         from learnreg.data.deadleaves import dead_leaves_batch
 
         return dead_leaves_batch(self.config, count, generator=generator)
+
+
+class DeadLeavesPoolSource:
+    """Random crops, flips and rotations from a fixed pool of dead-leaves images.
+
+    The pool (``images`` images of ``image_size`` squared) is generated once from
+    ``seed``, so it is identical in every process and after a resume; patches are then
+    nearly free, which keeps a CPU busy training rather than painting disks.
+    """
+
+    def __init__(self, *, patch_size: int, channels: int, images: int, image_size: int, seed: int,
+                 options: dict | None = None):
+        from learnreg.data.deadleaves import DeadLeavesConfig, dead_leaves_batch
+
+        config = DeadLeavesConfig.from_dict({"size": image_size, "channels": channels, **(options or {})})
+        generator = torch.Generator().manual_seed(seed)
+        self.pool = torch.cat([dead_leaves_batch(config, min(64, images - start), generator=generator)
+                               for start in range(0, images, 64)])
+        self.patch_size = patch_size
+        self.description = (f"dead leaves (procedural): pool of {images} images {image_size}x{image_size} "
+                            f"(seed {seed}), random {patch_size}x{patch_size} crops, flips, rotations, "
+                            f"{channels} channel(s)")
+
+    def sample(self, count: int, *, generator: torch.Generator) -> Tensor:
+        n, _, size, _ = self.pool.shape
+        index = torch.randint(n, (count,), generator=generator)
+        top = torch.randint(size - self.patch_size + 1, (count,), generator=generator)
+        left = torch.randint(size - self.patch_size + 1, (count,), generator=generator)
+        flips = torch.randint(2, (count,), generator=generator)
+        turns = torch.randint(4, (count,), generator=generator)
+        patches = []
+        for i in range(count):
+            patch = self.pool[index[i], :, top[i] : top[i] + self.patch_size, left[i] : left[i] + self.patch_size]
+            patch = patch.flip(-1) if flips[i] else patch
+            patches.append(torch.rot90(patch, int(turns[i]), dims=(-2, -1)))
+        return torch.stack(patches).contiguous()
 
 
 class FolderSource:
@@ -121,6 +157,11 @@ class MixedSource:
 
 
 def _deadleaves(config: "DataConfig") -> PatchSource:
+    if config.pool_images:
+        # the pool seed is tied to the validation seed's complement so that it never equals it
+        return DeadLeavesPoolSource(patch_size=config.patch_size, channels=config.channels,
+                                    images=config.pool_images, image_size=config.pool_image_size,
+                                    seed=config.validation_seed + 1, options=config.deadleaves)
     return DeadLeavesSource(patch_size=config.patch_size, channels=config.channels,
                             options=config.deadleaves)
 

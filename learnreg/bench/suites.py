@@ -1,0 +1,87 @@
+"""Benchmark suites: (task, setting, method) on a named image set.
+
+Settings follow the seed papers' tables (Willingham et al. 2024, Tables 1 and 2;
+DeepAM Table 2 for the denoising levels). Images are development images only
+(``learnreg.data.samples.DEVELOPMENT_IMAGES``); the regularization weights used by
+the methods were tuned on them and then fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One degradation: operator and noise specs (CLI syntax) on gray or RGB images."""
+
+    task: str
+    label: str
+    operator: str
+    noise: str
+    mode: str  # "gray" or "rgb"
+    methods: tuple[str, ...]
+
+    @property
+    def factor(self) -> int:
+        return int(self.operator.split(":")[1]) if self.operator.startswith("sr:") else 1
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    settings: tuple[Setting, ...]
+    gray_images: tuple[str, ...]
+    rgb_images: tuple[str, ...]
+    size: int = 256
+    seed: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+GRAY_DEV = ("camera", "brick", "grass", "gravel", "moon", "coins", "clock")
+RGB_DEV = ("retina", "motorcycle_right")
+
+_DENOISE = ("tv", "tikhonov", "bm3d")
+_BLUR = ("tv", "tikhonov")
+_SR = ("tv", "tikhonov", "bicubic", "backprojection")
+_INPAINT = ("tv", "tikhonov", "harmonic")
+
+
+def _classical_settings() -> tuple[Setting, ...]:
+    settings = [Setting("denoising", f"sigma {s}/255", "identity", f"gaussian:{s / 255:.6f}", "gray", _DENOISE)
+                for s in (15, 25, 50)]
+    settings += [Setting("deblurring", f"gaussian sigma_b {b}, noise 0.01", f"blur:gaussian:{b}:25", "gaussian:0.01",
+                         "rgb", _BLUR) for b in (1.6, 2.0)]
+    for factor in (2, 3):
+        for kernel, kernel_label in (("bicubic", "bicubic"), ("gaussian:0.5", "gaussian 0.5")):
+            for noise in ("none", "gaussian:0.01"):
+                noise_label = "0" if noise == "none" else "0.01"
+                settings.append(Setting("super-resolution", f"x{factor} {kernel_label}, noise {noise_label}",
+                                        f"sr:{factor}:{kernel}", noise, "rgb", _SR))
+    settings += [Setting("inpainting", f"{int(p * 100)}% missing", f"inpaint:random:{p}", "none", "rgb", _INPAINT)
+                 for p in (0.8, 0.9)]
+    return tuple(settings)
+
+
+SUITES: dict[str, Suite] = {
+    "classical": Suite(
+        "classical",
+        "Classical variational restoration on the settings of the seed papers' tables.",
+        _classical_settings(),
+        GRAY_DEV,
+        RGB_DEV,
+        notes=(
+            "Gray settings use camera, brick, grass, gravel, moon, coins, clock; RGB settings the retina and "
+            "motorcycle_right crops. 256x256 centre crops (255x255 for x3 SR so that the factor divides the size).",
+            "PSNR/SSIM of the last iterate, clipped to [0, 1]; noise and masks seeded (seed 0 + image index).",
+            "Regularization weights: per-family constants x noise level, tuned on these development images, fixed.",
+        ),
+    ),
+}
+
+
+def get_suite(name: str) -> Suite:
+    if name not in SUITES:
+        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(sorted(SUITES))}, timing")
+    return SUITES[name]

@@ -1,0 +1,121 @@
+"""Tune the classical methods' default regularization weights on the development images.
+
+The default weight of a variational method is affine in the noise level and
+grows with the square root of the channel count (the vectorial TV of ``C``
+correlated channels is about ``sqrt(C)`` times the gray one),
+``weight = sqrt(C) * (slope[family] * sigma + offset[family])``: ``offset`` keeps a little
+regularization on noise-free problems (it fills the operator's null space) and
+``slope`` follows the noise. For every setting of the ``classical`` suite this
+script scans weights on a log grid, keeps the one with the best mean PSNR over the
+development images, and fits slope and offset per operator family by least
+squares in log-space-free form (offset from the noise-free settings, slope from
+the noisy ones). Run with ``python -m learnreg.bench.tune [--prior tv]``; the result
+is copied by hand into ``learnreg/restore/classical.py`` and committed with
+``docs/benchmarks/tuning-PRIOR.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from learnreg.bench.runner import load_images
+from learnreg.bench.suites import get_suite
+from learnreg.data.io import atomic_write_text
+from learnreg.metrics import psnr
+from learnreg.physics.spec import Degradation
+from learnreg.restore import Problem, restore
+from learnreg.restore.baselines import family
+
+
+def scan(prior: str, *, size: int = 128, points: int = 11, iterations: int = 150) -> dict:
+    suite = get_suite("classical")
+    results = {}
+    settings = [replace(setting, mode=mode) for setting in suite.settings for mode in ("gray", "rgb")]
+    for setting in settings:
+        if prior not in setting.methods:
+            continue
+        crop = size - size % setting.factor
+        images = load_images(None, suite, setting.mode, 256)
+        # tune on 128x128 centre crops of the 256x256 benchmark crops (4x cheaper, same statistics)
+        start = (256 - crop) // 2
+        images = [(n, im[..., start : start + crop, start : start + crop].contiguous()) for n, im in images]
+        problems = []
+        for index, (name, clean) in enumerate(images):
+            degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=index)
+            y = degradation.apply(clean, torch.Generator().manual_seed(index))
+            problems.append((clean, Problem(y, degradation.build_operator(), sigma=degradation.sigma)))
+        sigma = problems[0][1].sigma
+        channels = problems[0][1].operator.in_shape[0]
+        center = math.sqrt(channels) * (0.25 * sigma if sigma > 0 else 2e-4)
+        grid = [center * 4.0 ** ((k - points // 2) / 2) for k in range(points)]
+        scores = []
+        for weight in grid:
+            values = [float(psnr(restore(p, prior, params={"weight": weight, "iterations": iterations}).x.clamp(0, 1), c))
+                      for c, p in problems]
+            scores.append(statistics.fmean(values))
+        best = max(range(points), key=scores.__getitem__)
+        results[f"{setting.label}, {setting.mode}"] = {
+                                  "family": family(problems[0][1].operator), "sigma": sigma, "channels": channels,
+                                  "factor": setting.factor,
+                                  "normalised_best": grid[best] / math.sqrt(channels), "grid": grid,
+                                  "psnr": scores, "best_weight": grid[best], "best_psnr": scores[best],
+                                  "edge_of_grid": best in (0, points - 1)}
+        print(f"{setting.label + ', ' + setting.mode:42s} best weight {grid[best]:.5f} ({scores[best]:.2f} dB)"
+              + ("  [edge of grid]" if best in (0, points - 1) else ""), flush=True)
+    return results
+
+
+def fit(results: dict) -> dict:
+    """Per family, on weights normalised by sqrt(C) / factor: offset = geometric mean of the
+    noise-free best weights, slope = mean of (w - offset) / sigma over the noisy settings.
+
+    The SR factor enters because the best weight falls roughly as 1/factor (x2 -> x3 on every
+    development set), which lets a fit on x2 and x3 serve x4 and beyond.
+    """
+    fitted = {}
+    for key, r in results.items():
+        factor = r.get("factor", 1) if r["family"] == "sr" else 1
+        r["normalised_best"] = r["best_weight"] * factor / math.sqrt(r["channels"])
+    for fam in sorted({r["family"] for r in results.values()}):
+        rows = [r for r in results.values() if r["family"] == fam]
+        clean = [r["normalised_best"] for r in rows if r["sigma"] == 0]
+        offset = math.exp(statistics.fmean(map(math.log, clean))) if clean else 0.0
+        noisy = [r for r in rows if r["sigma"] > 0]
+        slope = statistics.fmean(max(r["normalised_best"] - offset, 0.0) / r["sigma"] for r in noisy) if noisy else 0.0
+        if not clean:  # no noise-free setting in this family: keep a weight of a noise level of 1e-3
+            offset = slope * 1e-3
+        fitted[fam] = {"slope": slope, "offset": offset}
+    return fitted
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prior", default="tv", choices=["tv", "tikhonov", "hyperlaplacian"])
+    parser.add_argument("--out-dir", default="docs/benchmarks")
+    parser.add_argument("--refit", action="store_true", help="refit from the saved scan instead of scanning again")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    saved = Path(args.out_dir) / f"tuning-{args.prior}.json"
+    if args.refit:
+        results = json.loads(saved.read_text())["settings"]
+        for label, r in results.items():  # scans saved before "factor" was recorded
+            r.setdefault("factor", int(label[1]) if label.startswith("x") else 1)
+    else:
+        results = scan(args.prior)
+    fitted = fit(results)
+    print(json.dumps(fitted, indent=1))
+    Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(saved,
+                      json.dumps({"prior": args.prior, "fitted": fitted, "settings": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
