@@ -40,7 +40,7 @@ class Suite:
 
 
 GRAY_DEV = ("camera", "brick", "grass", "gravel", "moon", "coins", "clock")
-RGB_DEV = ("retina", "motorcycle_right")
+RGB_DEV = ("motorcycle_right", "retina")
 
 _DENOISE = ("tv", "tikhonov", "bm3d")
 _BLUR = ("tv", "tikhonov")
