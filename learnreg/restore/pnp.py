@@ -1,0 +1,424 @@
+"""Plug-and-play restoration with a learned Gaussian denoiser: ``pnp-hqs``, ``pnp-admm``, ``pnp-fb``, ``red``.
+
+Every method solves, for a linear operator ``A`` and noise level ``sigma_n``, the
+problem whose MAP form is
+
+    min_x  1/2 ||A x - y||^2 + lambda sigma_n^2 phi(x),                        (1)
+
+where the denoiser is read as a prox, ``D(v, sigma) ~= prox_{sigma^2 phi}(v)``
+(:class:`~learnreg.regularizers.denoiser.DenoiserPrior`, ``sigma = sqrt(tau)``), so
+that ``lambda = 1`` is the Bayesian MAP weight. With an exact prox (e.g. the
+closed-form ``D(v, sigma) = v / (1 + c sigma^2)`` of ``phi = c/2 ||x||^2``) ADMM,
+forward-backward and RED converge to the minimiser of (1) (RED of its
+``x - D(x)`` form), HQS at a fixed ``sigma`` to that of its penalised version; this is
+what ``tests/restore/test_pnp.py`` checks.
+
+============  ==================================================  =====================
+method        denoiser level                                      default budget
+============  ==================================================  =====================
+``pnp-hqs``   geometric, ``0.192`` (49/255) down to ``sigma_n``   8 evaluations
+``pnp-admm``  fixed ``sigma_d = max(sigma_n, 0.05)``              40
+``pnp-fb``    fixed ``sigma_d``; sets ``lambda`` (see run_fb)     40
+``red``       fixed ``sigma_d``                                   100
+============  ==================================================  =====================
+
+The noise level is floored, ``sigma_n = max(problem.sigma, sigma_floor)``
+(``sigma_floor = 0.004``, about 1/255, by default): a noise-free problem is solved as a nearly
+noise-free one, which keeps every step size finite and the last denoising step mild.
+
+Priors come from :func:`register_prior` (any callable ``D(x, sigma)``; what tests and
+Python users plug in) or from the shipped weights (:func:`learnreg.hub.list_models`);
+``prior="auto"`` takes the largest shipped denoiser whose channels match the image,
+else the largest gray one (through the opponent colour transform for RGB).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from learnreg.learned.hub import list_models
+from learnreg.learned.hub import load as load_weights
+from learnreg.learned.tiling import tiled
+from learnreg.physics.operator import Operator
+from learnreg.regularizers.data import L2Data
+from learnreg.regularizers.denoiser import COLOR_MODES, DenoiserPrior
+from learnreg.restore.classical import initial_estimate
+from learnreg.restore.methods import Method, Parameter, Problem, register
+from learnreg.solvers import ADMM, HQS, Diverged, ForwardBackward, GradientDescent, MaxIter, RelativeChange
+from learnreg.solvers.base import History, Solver, State, StopRule
+from learnreg.solvers.hqs import geometric_schedule
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PRIORS", "PriorEntry", "available_priors", "choose_color", "register_prior", "resolve_prior",
+           "unregister_prior"]
+
+# Fixed-level methods (ADMM, FB, RED) run the denoiser at sigma_d >= 0.05 by default: at the noise
+# level itself (0.004-0.03) the 40-100 iterations drift away with an imperfect denoiser (measured with an
+# early drunet-gray checkpoint: camera 128, blur 1.6 and SR x2, ADMM fell from 25 to 17 dB; at 0.05 it
+# kept 28.6 / 30.2 dB). Re-tune with the final weights.
+FIXED_LEVEL_MIN = 0.05
+NO_PRIOR_MESSAGE = "no learned denoiser is shipped yet; train one with `learnreg train recipes/denoiser-gray.yaml`"
+
+
+@dataclass(frozen=True)
+class PriorEntry:
+    """A denoiser available by name: the callable ``D(x, sigma)`` and its channel count (None: any)."""
+
+    denoiser: Callable[[Tensor, "float | Tensor"], Tensor]
+    channels: int | None = None
+
+
+PRIORS: dict[str, PriorEntry] = {}
+
+
+def register_prior(name: str, denoiser: Callable[[Tensor, "float | Tensor"], Tensor], *,
+                   channels: int | None = None, replace: bool = False) -> PriorEntry:
+    """Make ``denoiser`` usable as ``params={"prior": name}`` by the methods of this module.
+
+    Parameters
+    ----------
+    name : str
+        The name; it takes precedence over a shipped model of the same name.
+    denoiser : callable
+        ``D(x, sigma)``, ``x`` of shape ``(N, channels, H, W)``, ``sigma`` a float or an
+        ``(N,)`` tensor on the ``[0, 1]`` scale.
+    channels : int, optional
+        Channels the denoiser takes; ``None`` for one that takes any (pointwise ones).
+    replace : bool
+        Allow replacing an entry of the same name.
+    """
+    if not callable(denoiser):
+        raise TypeError(f"register_prior: denoiser must be callable D(x, sigma), got {type(denoiser).__name__}")
+    if name in PRIORS and not replace:
+        raise ValueError(f"prior {name!r} is already registered; pass replace=True to replace it")
+    PRIORS[name] = PriorEntry(denoiser, channels)
+    return PRIORS[name]
+
+
+def unregister_prior(name: str) -> None:
+    """Remove a prior registered with :func:`register_prior` (no error if absent)."""
+    PRIORS.pop(name, None)
+
+
+def _shipped_models() -> dict[str, dict[str, Any]]:
+    """Shipped models: name -> record path, channels, parameters, and whether it takes a noise level."""
+    found = {}
+    for model in list_models():
+        config = json.loads(Path(model["path"]).read_text(encoding="utf-8"))["config"]
+        found[model["name"]] = {"path": model["path"], "channels": config.get("channels"),
+                                "parameters": model.get("parameters") or 0, "denoiser": bool(config.get("noise_map"))}
+    return found
+
+
+def _shipped_denoisers() -> dict[str, dict[str, Any]]:
+    """Shipped models that are denoisers ``D(x, sigma)`` (they take a noise map)."""
+    return {name: model for name, model in _shipped_models().items() if model["denoiser"]}
+
+
+def available_priors() -> list[str]:
+    """Names usable as ``prior``: the registered priors, then the shipped denoisers."""
+    return sorted(PRIORS) + sorted(set(_shipped_denoisers()) - set(PRIORS))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_network(path: str, sha256: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    # keyed by the record's hash too, so that retrained weights under the same name are reloaded
+    return load_weights(path, device=device).to(dtype=dtype)
+
+
+def resolve_prior(name: str, *, image_channels: int, device: torch.device | str = "cpu",
+                  dtype: torch.dtype = torch.float32) -> tuple[PriorEntry, str]:
+    """The denoiser called ``name`` (or chosen for ``"auto"``) and the name it resolved to.
+
+    Raises
+    ------
+    ValueError
+        Nothing shipped for ``"auto"`` (the message says how to train a denoiser), or an
+        unknown name (the message lists the available priors).
+    """
+    if name in PRIORS:
+        return PRIORS[name], name
+    models = _shipped_models()
+    shipped = {n: m for n, m in models.items() if m["denoiser"]}
+    if name == "auto":
+        if not shipped:
+            raise ValueError(NO_PRIOR_MESSAGE)
+        fitting = [n for n, m in shipped.items() if m["channels"] == image_channels] or \
+                  [n for n, m in shipped.items() if m["channels"] == 1]
+        if not fitting:
+            raise ValueError(f"no shipped denoiser takes {image_channels}-channel images (nor gray ones); "
+                             f"shipped: {', '.join(sorted(shipped))}")
+        name = max(fitting, key=lambda n: (shipped[n]["parameters"], n))
+        logger.info("prior auto -> %s", name)
+    if name in models:
+        path = models[name]["path"]
+    elif name.endswith(".json") and Path(name).is_file():
+        path = name  # a weights record given by path
+    else:
+        listing = ", ".join(available_priors())
+        raise ValueError(f"unknown prior {name!r}; available priors: {listing}" if listing
+                         else f"unknown prior {name!r}: {NO_PRIOR_MESSAGE}")
+    record = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not record["config"].get("noise_map"):
+        raise ValueError(f"model {name!r} takes no noise level (noise_map false): it is not a denoiser D(x, sigma)")
+    network = _load_network(str(path), record["sha256"], str(torch.device(device)), dtype)
+    return PriorEntry(network, record["config"].get("channels")), name
+
+
+def choose_color(color: str, prior_channels: int | None, image_channels: int) -> str:
+    """Resolve ``color`` (``auto`` or a mode of :data:`COLOR_MODES`) for a prior and an image.
+
+    ``auto``: ``native`` when the prior takes the image's channels (or any), ``opponent``
+    for a gray prior on RGB, ``per_channel`` for a gray prior on other channel counts.
+    """
+    if color not in ("auto", *COLOR_MODES):
+        raise ValueError(f"unknown color mode {color!r}; valid: auto, {', '.join(COLOR_MODES)}")
+    gray_prior = prior_channels in (None, 1)
+    if color == "auto":
+        if prior_channels in (None, image_channels):
+            return "native"
+        if prior_channels == 1:
+            return "opponent" if image_channels == 3 else "per_channel"
+    elif color == "native" and prior_channels in (None, image_channels):
+        return color
+    elif color == "opponent" and gray_prior and image_channels == 3:
+        return color
+    elif color == "per_channel" and gray_prior:
+        return color
+    raise ValueError(f"color={color!r} cannot apply a {prior_channels}-channel denoiser to "
+                     f"{image_channels}-channel images; a gray denoiser serves any image (opponent, per_channel)")
+
+
+# -- shared setup ---------------------------------------------------------------
+def _build_prior(problem: Problem, params: dict[str, Any], *, red_sigma: float | None = None) -> DenoiserPrior:
+    channels = problem.operator.in_shape[0]
+    entry, _ = resolve_prior(params["prior"], image_channels=channels, device=problem.y.device, dtype=problem.y.dtype)
+    color = choose_color(params["color"], entry.channels, channels)
+    tile = params["tile"]
+    if tile < 0:
+        raise ValueError(f"tile must be >= 0 (0 = automatic), got {tile}")
+    denoiser = tiled(entry.denoiser) if tile == 0 else tiled(entry.denoiser, tile=tile, overlap=min(32, tile // 4),
+                                                             threshold=tile * tile)
+    return DenoiserPrior(denoiser, color=color, scale=params["scale"], red_sigma=red_sigma)
+
+
+def _noise_level(problem: Problem, params: dict[str, Any]) -> float:
+    """``sigma_n = max(sigma, sigma_floor * scale)``, in the units of the data."""
+    for key in ("scale", "sigma_floor", "lambda"):
+        if key in params and not params[key] > 0:
+            raise ValueError(f"parameter {key} must be > 0, got {params[key]}")
+    for key in ("sigma_denoiser", "sigma_start", "sigma_end"):
+        if key in params and params[key] < 0:
+            raise ValueError(f"parameter {key} must be >= 0 (0 = automatic), got {params[key]}")
+    if params["iterations"] < 1:
+        raise ValueError(f"parameter iterations must be >= 1, got {params['iterations']}")
+    return max(problem.sigma, params["sigma_floor"] * params["scale"])
+
+
+def _fixed_level(params: dict[str, Any], sigma_n: float) -> float:
+    """``sigma_d``: the parameter, or ``max(sigma_n, FIXED_LEVEL_MIN)`` (data units)."""
+    if params["sigma_denoiser"] > 0:
+        return params["sigma_denoiser"] * params["scale"]
+    return max(sigma_n, FIXED_LEVEL_MIN * params["scale"])
+
+
+def _stop(params: dict[str, Any]) -> StopRule:
+    rule = MaxIter(params["iterations"]) | Diverged(abs_max=100.0 * params["scale"])
+    return rule | RelativeChange(params["tol"]) if params["tol"] > 0 else rule
+
+
+def _squared_norm(operator: Operator) -> float:
+    return operator.norm() ** 2  # type: ignore[attr-defined]
+
+
+def _check_step(step: float) -> None:
+    if not 0 < step < 2:
+        raise ValueError(f"parameter step must lie in (0, 2) (a fraction of 1/L), got {step}")
+
+
+def _run(solver: Solver, prior: DenoiserPrior, problem: Problem, params: dict[str, Any], reference, callback
+         ) -> tuple[Tensor, History]:
+    solver.evaluations = lambda state: prior.evaluations  # type: ignore[method-assign]  # network calls, not iterations
+    return solver.run(initial_estimate(problem), stop=_stop(params), reference=reference, callback=callback,
+                      record_objective=False)
+
+
+# -- the methods ----------------------------------------------------------------
+def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
+    """DPIR (Zhang et al., TPAMI 2021): HQS with a decreasing denoiser level.
+
+    Notes
+    -----
+    With ``sigma_k`` geometric from ``sigma_start`` to ``sigma_end`` (default ``sigma_n``)
+    over ``K = iterations`` steps and ``alpha_k = lambda sigma_n^2 / sigma_k^2``, DPIR's
+    iteration is::
+
+        x_k = argmin_x ||y - A x||^2 + alpha_k ||x - z_{k-1}||^2 = prox_data(z_{k-1}, y, tau = 1 / alpha_k)
+        z_k = D(x_k, sigma_k)
+
+    (divide the first objective by ``2 alpha_k`` to read off ``tau``). This is
+    :class:`~learnreg.solvers.HQS` on ``f = 1/2 ||A x - y||^2`` and ``g = w DenoiserPrior``
+    with ``w = lambda sigma_n^2`` and penalties ``mu_k = alpha_k``: its prior step
+    ``prox_{g / mu_k}`` runs the denoiser at ``sqrt(w / mu_k) = sigma_k``. ``lambda = 0.23``
+    is DPIR's value for deblurring; ``K = 8`` and ``sigma_start = 0.192`` (49/255) are DPIR's.
+    The output is ``z_K``, one denoiser call per iteration.
+    """
+    sigma_n = _noise_level(problem, params)
+    scale = params["scale"]
+    sigma_end = params["sigma_end"] * scale if params["sigma_end"] > 0 else sigma_n
+    sigma_start = max(params["sigma_start"] * scale, sigma_end)
+    sigmas = geometric_schedule(sigma_start, sigma_end, params["iterations"])
+    weight = params["lambda"] * sigma_n**2
+    prior = _build_prior(problem, params)
+    solver = HQS(L2Data(problem.operator, problem.y), weight * prior,
+                 schedule=[weight / sigma**2 for sigma in sigmas])
+    return _run(solver, prior, problem, params, reference, callback)
+
+
+class _DenoisedADMM(ADMM):
+    """ADMM reporting ``z``, the denoiser's output, instead of ``x``.
+
+    Both agree at convergence, but ``x_1 = prox_data(x_0)`` equals ``x_0`` whenever the start
+    already fits the data (inpainting from a harmonic fill), which would stop a run on
+    relative change after one iteration.
+    """
+
+    def output(self, state: State) -> Tensor:
+        return state.z  # type: ignore[attr-defined]
+
+
+def run_admm(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
+    """PnP-ADMM (Venkatakrishnan et al. 2013; Chan et al. 2017) at a fixed denoiser level.
+
+    Notes
+    -----
+    :class:`~learnreg.solvers.ADMM` on ``f = 1/2 ||A x - y||^2`` and ``g = w DenoiserPrior``,
+    ``w = lambda sigma_n^2`` (objective (1) of the module), with ``rho = w / sigma_d^2`` so that
+    the prior step ``prox_{g / rho}`` is ``D(., sigma_d)``::
+
+        x = prox_data(z - u, y, tau = 1 / rho);  z = D(x + u, sigma_d);  u = u + x - z
+
+    ``sigma_d`` (default ``max(sigma_n, 0.05)``, see :data:`FIXED_LEVEL_MIN`) sets only the
+    speed for an exact prox; for a network it also sets how strongly each step denoises, and
+    too low a level lets the iterations drift. The output is ``z`` (``= x`` at convergence).
+    """
+    sigma_n = _noise_level(problem, params)
+    sigma_d = _fixed_level(params, sigma_n)
+    weight = params["lambda"] * sigma_n**2
+    prior = _build_prior(problem, params)
+    solver = _DenoisedADMM(L2Data(problem.operator, problem.y), weight * prior, rho=weight / sigma_d**2)
+    return _run(solver, prior, problem, params, reference, callback)
+
+
+def run_fb(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
+    """PnP forward-backward: ``x <- D(x - eta A^T (A x - y), sigma_d)``.
+
+    Notes
+    -----
+    :class:`~learnreg.solvers.ForwardBackward` on ``f = 1/2 ||A x - y||^2`` and
+    ``g = w DenoiserPrior`` with step ``eta = step / ||A||^2`` (``||A||`` by power iteration;
+    ``0 < step < 2``, FISTA needs ``step <= 1``) and ``w = sigma_d^2 / eta``, so that the prior
+    step ``prox_{eta g}`` runs the denoiser at ``sigma_d`` (default ``max(sigma_n, 0.05)``).
+    The objective is (1) with ``lambda = sigma_d^2 / (eta sigma_n^2)``: in forward-backward the
+    denoiser level and the weight are one parameter.
+    """
+    sigma_n = _noise_level(problem, params)
+    _check_step(params["step"])
+    eta = params["step"] / _squared_norm(problem.operator)
+    prior = _build_prior(problem, params)
+    solver = ForwardBackward(L2Data(problem.operator, problem.y), (_fixed_level(params, sigma_n) ** 2 / eta) * prior,
+                             step=eta, accelerated=params["accelerated"])
+    return _run(solver, prior, problem, params, reference, callback)
+
+
+def run_red(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
+    """RED (Romano et al. 2017) by gradient descent on ``1/2 ||A x - y||^2 + lambda_red (x - D(x))``.
+
+    Notes
+    -----
+    The gradient is ``A^T (A x - y) + lambda_red (x - D(x, sigma_d))``, with ``sigma_d``
+    (default ``max(sigma_n, 0.05)``) and ``lambda_red = lambda sigma_n^2 / sigma_d^2``: by Tweedie,
+    ``x - D(x, sigma_d) ~= sigma_d^2 grad phi(x)``, so this matches objective (1). Step
+    ``eta = step / (||A||^2 + lambda_red)``, assuming ``x - D(x)`` is 1-Lipschitz (a
+    denoiser with symmetric Jacobian of spectrum in ``[0, 1]``). One denoiser call per iteration.
+    """
+    sigma_n = _noise_level(problem, params)
+    _check_step(params["step"])
+    sigma_d = _fixed_level(params, sigma_n)
+    weight = params["lambda"] * sigma_n**2 / sigma_d**2
+    prior = _build_prior(problem, params, red_sigma=sigma_d)
+    solver = GradientDescent(L2Data(problem.operator, problem.y), weight * prior,
+                             step=params["step"] / (_squared_norm(problem.operator) + weight))
+    return _run(solver, prior, problem, params, reference, callback)
+
+
+def _linear(operator: Operator) -> bool:
+    return operator.linear
+
+
+def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[str, Parameter]
+                ) -> dict[str, Parameter]:
+    weight = {} if lam is None else {"lambda": Parameter(float, lam, "regularization weight relative to sigma_n^2 "
+                                                                      "(1 = MAP)")}
+    return {
+        "prior": Parameter(str, "auto", "denoiser: a shipped model (`learnreg models`), a weights .json path, or a "
+                                        "name from register_prior; auto = largest shipped one fitting the image"),
+        "iterations": Parameter(int, iterations, "iterations (one denoiser evaluation each)"),
+        **weight,
+        **extra,
+        "sigma_floor": Parameter(float, 0.004, "floor on the noise level sigma_n (about 1/255, [0, 1] scale)"),
+        "color": Parameter(str, "auto", "auto | native | opponent | per_channel (gray denoiser on colour images)"),
+        "tile": Parameter(int, 0, "tile side for large images; 0 = whole up to 512x512 pixels, else 256 tiles"),
+        "scale": Parameter(float, 1.0, "intensity range of x (1 for images in [0, 1]; the range of depth maps)"),
+        "tol": Parameter(float, tol, "stop when the relative change falls below this (0 = run all iterations)"),
+    }
+
+
+_SIGMA_DENOISER = Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = max(sigma_n, 0.05)")
+_STEP = Parameter(float, 1.0, "step as a fraction of 1/L, in (0, 2)")
+_REQUIREMENT = "plug-and-play methods need a linear operator"
+
+register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing noise levels (8 evaluations)", run_hqs,
+                _parameters(iterations=8, lam=0.23, tol=0.0, extra={
+                    "sigma_start": Parameter(float, 0.192, "first denoiser level (~49/255 as in DPIR, [0, 1] scale)"),
+                    "sigma_end": Parameter(float, 0.0, "last denoiser level; 0 = the noise level sigma_n")}),
+                _linear, _REQUIREMENT))
+register(Method("pnp-admm", "plug-and-play ADMM with a learned denoiser at a fixed level", run_admm,
+                _parameters(iterations=40, lam=1.0, tol=1e-5, extra={"sigma_denoiser": _SIGMA_DENOISER}),
+                _linear, _REQUIREMENT))
+register(Method("pnp-fb", "plug-and-play forward-backward (proximal gradient) with a learned denoiser", run_fb,
+                _parameters(iterations=40, lam=None, tol=1e-5, extra={
+                    "sigma_denoiser": _SIGMA_DENOISER, "step": _STEP,
+                    "accelerated": Parameter(bool, False, "FISTA momentum (needs step <= 1)")}),
+                _linear, _REQUIREMENT))
+register(Method("red", "regularization by denoising: gradient descent with x - D(x) as prior gradient", run_red,
+                _parameters(iterations=100, lam=1.0, tol=1e-5, extra={"sigma_denoiser": _SIGMA_DENOISER,
+                                                                      "step": _STEP}),
+                _linear, _REQUIREMENT))
+
+
+def run_denoiser(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, None]:
+    """Gaussian denoising: one call of the learned denoiser at the noise level (``y = x + n``)."""
+    prior = _build_prior(problem, params)
+    sigma = max(problem.sigma, params["sigma_floor"] * params["scale"])
+    return prior.denoise(problem.y, sigma), None
+
+
+def _identity(operator: Operator) -> bool:
+    return operator.linear and operator.in_shape == operator.out_shape and bool(
+        torch.equal(operator(torch.ones((1, *operator.in_shape))), torch.ones((1, *operator.in_shape))))
+
+
+_DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={}).items()
+                        if k not in ("iterations", "tol")}
+register(Method("denoiser", "one pass of the learned Gaussian denoiser at the noise level (denoising)", run_denoiser,
+                _DENOISER_PARAMETERS, _identity, "the denoiser method applies to denoising (operator identity)"))
