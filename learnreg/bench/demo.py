@@ -19,8 +19,10 @@ DEMO_OPERATOR, DEMO_NOISE = "blur:gaussian:2.0:25", "gaussian:0.01"
 
 
 def best_method() -> str:
-    """The best available restoration method for the demo task (a learned prior once one ships)."""
-    return "tv"
+    """The best available restoration method for the demo task: PnP with a shipped denoiser, else TV."""
+    from learnreg.restore.pnp import available_priors
+
+    return "pnp-hqs" if available_priors() else "tv"
 
 
 def run_demo(*, image: str = "camera", out_dir: str | Path = "out/demo", seed: int = 0) -> Iterator[str]:

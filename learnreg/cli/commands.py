@@ -259,8 +259,8 @@ def run_models(args) -> int:
         print("no learned priors shipped yet; classical methods: see `learnreg restore --help`")
     else:
         for m in models:
-            print(f"{m['name']:24s} {m.get('architecture', '?'):10s} {m.get('parameters', 0)/1e6:5.2f}M  "
-                  f"{m.get('size_bytes', 0)/1e6:5.1f} MB  {m.get('training_data', '')}  {m.get('quality', '')}")
+            print(f"{m['name']:24s} {m.get('architecture', '?'):10s} {(m.get('parameters') or 0)/1e6:5.2f}M  "
+                  f"{(m.get('size') or 0)/1e6:5.1f} MB  {m.get('training_data', '')}  {m.get('quality', '')}")
     return 0
 
 

@@ -1,0 +1,37 @@
+"""Every shipped weight loads by name, matches its sha256, and still reaches its recorded quality."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from learnreg.bench.regression import measure
+from learnreg.hub import list_models, load
+
+MODELS = list_models()
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m["name"] for m in MODELS])
+def test_shipped_weight_reaches_recorded_quality(model):
+    record = json.loads(Path(model["path"]).read_text())
+    assert "regression" in record, f"{model['name']}: run python -m learnreg.bench.regression {model['name']}"
+    assert record.get("recipe") and Path(record["recipe"]).name, "every shipped weight names its recipe"
+    load(model["name"])  # verifies the sha256
+    case = {k: v for k, v in record["regression"].items() if k != "psnr"}
+    assert measure(model["name"], case) == pytest.approx(record["regression"]["psnr"], abs=0.02)
+
+
+def test_recipes_of_shipped_weights_exist():
+    root = Path(__file__).resolve().parents[2]
+    for model in MODELS:
+        recipe = json.loads(Path(model["path"]).read_text()).get("recipe")
+        assert recipe and (root / recipe).is_file() or Path(recipe).is_file(), f"{model['name']}: recipe {recipe} missing"
