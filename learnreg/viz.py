@@ -156,6 +156,7 @@ def psnr_curves(path: PathLike, curves: Mapping[str, tuple[Sequence[float], Sequ
     if not curves:
         raise ValueError("psnr_curves: no curves given")
     figure = _new_figure(1, 1, panel=4.5)
+    figure.set_size_inches(7.5, 4.9)  # room for the legend below the axes
     axis = figure.subplots()
     for name, (x_values, psnr_values) in curves.items():
         x_array = np.asarray(x_values, dtype=np.float64)
@@ -170,7 +171,8 @@ def psnr_curves(path: PathLike, curves: Mapping[str, tuple[Sequence[float], Sequ
     axis.set_xlabel(xlabel)
     axis.set_ylabel("PSNR (dB)")
     axis.grid(True, alpha=0.3)
-    axis.legend()
+    # below the axes, so long labels neither cover the curves nor get cut
+    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8, frameon=False)
     if title:
         axis.set_title(title)
     return _save(figure, target)

@@ -77,7 +77,8 @@ def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool 
             if not chosen.applies(operator):
                 continue
             try:
-                result = restore(problem, method)
+                # the first image records PSNR along iterations, for the curves (never to pick an iterate)
+                result = restore(problem, method, reference=clean if index == 0 else None)
             except ImportError as error:  # optional method (e.g. bm3d) not installed
                 logger.warning("skipping %s: %s", method, error)
                 continue
@@ -88,6 +89,7 @@ def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool 
                 "iterations": None if result.history is None else result.history.iterations,
                 "output": x if index == 0 else None, "clean": clean if index == 0 else None,
                 "measurements": y if index == 0 else None, "operator": operator if index == 0 else None,
+                "curve": result.history.psnr if (index == 0 and result.history is not None) else None,
             })
             if progress:
                 print(f"  {setting.label:32s} {name:18s} {method:15s} {results[-1]['psnr']:6.2f} dB "
@@ -134,7 +136,25 @@ def run_suite(name: str, *, images: str | None = None, methods: list[str] | None
     atomic_write_text(report.json_path, json.dumps({"suite": name, "environment": environment(), "rows": all_rows}, indent=1))
     atomic_write_text(report.markdown_path, markdown(suite, all_rows))
     _figure(report.figure_path, figure_rows)
+    _curves(out_dir, name, figure_rows)
     return report
+
+
+CURVE_SETTINGS = {"90% missing": "inpainting-90", "gaussian sigma_b 2.0, noise 0.01": "deblurring-2.0",
+                  "x2 bicubic, noise 0.01": "sr-x2-bicubic-0.01"}
+
+
+def _curves(out_dir: Path, suite: str, figure_rows) -> None:
+    """PSNR against iterations on the first image of a few settings (like Willingham et al., Fig. 2)."""
+    from learnreg.viz import psnr_curves
+
+    for setting, results in figure_rows:
+        if setting.label not in CURVE_SETTINGS:
+            continue
+        curves = {r["method"]: (list(range(1, len(r["curve"]) + 1)), r["curve"]) for r in results if r["curve"]}
+        if curves:
+            psnr_curves(out_dir / f"{suite}-curves-{CURVE_SETTINGS[setting.label]}.png", curves,
+                        title=f"{setting.task}, {setting.label}: {results[0]['image']}")
 
 
 def environment() -> dict:
@@ -154,6 +174,8 @@ def markdown(suite: Suite, rows: list[dict]) -> str:
         lines.append(f"| {r['task']} | {r['setting']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{r['median_seconds']:.2f}{flag} |")
     lines += ["", f"![crops]({suite.name}.png)", ""]
+    lines += [f"![PSNR against iterations]({suite.name}-curves-{key}.png)" for key in CURVE_SETTINGS.values()
+              if any(r["setting"] in CURVE_SETTINGS and CURVE_SETTINGS[r["setting"]] == key for r in rows)]
     return "\n".join(lines)
 
 
