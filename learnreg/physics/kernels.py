@@ -165,6 +165,31 @@ def box_kernel(factor: int) -> np.ndarray:
     return kernel
 
 
+def read_array_file(path: str | Path, what: str, *, gray_image: bool) -> np.ndarray:
+    """A numeric array from ``.npy``, ``.txt``/``.csv`` (whitespace or comma separated) or an image.
+
+    Shared by kernel and mask files. ``gray_image`` converts images to gray levels (float for
+    16-bit and float images); otherwise images keep their channels. Errors name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        if suffix in {".txt", ".csv"}:
+            return np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
+        from PIL import Image
+
+        with Image.open(path) as image:
+            if not gray_image:
+                return np.asarray(image)
+            return np.asarray(image.convert("F") if image.mode in {"I", "I;16", "F"} else image.convert("L"))
+    except Exception as error:  # numpy and PIL raise many types; report the file
+        raise ValueError(f"cannot read {what} file {path}: {error}") from None
+
+
 def load_kernel(path: str | Path) -> np.ndarray:
     """Read a kernel from ``.npy``, ``.txt``/``.csv`` (whitespace or comma separated) or an image.
 
@@ -181,22 +206,7 @@ def load_kernel(path: str | Path) -> np.ndarray:
     ValueError
         Unreadable, not 2-D, NaN/Inf entries, or a sum that is not positive.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"kernel file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif suffix in {".txt", ".csv"}:
-            array = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                array = np.asarray(image.convert("F") if image.mode in {"I", "I;16", "F"} else image.convert("L"))
-    except Exception as error:  # numpy and PIL raise many types; report the file
-        raise ValueError(f"cannot read kernel file {path}: {error}") from None
+    array = read_array_file(path, "kernel", gray_image=True)
     return _normalised(check_kernel(array, what=f"kernel in {path}"))
 
 

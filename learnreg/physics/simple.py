@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from learnreg.physics.kernels import read_array_file
 from learnreg.physics.operator import LinearOperator, _as_shape, _check_input, check_adjoint, per_sample
 
 __all__ = ["Identity", "Inpaint", "LinearFromCallables", "random_mask", "box_mask", "load_mask"]
@@ -199,22 +200,7 @@ def load_mask(path: str | Path) -> Tensor:
     -------
     Tensor, bool, shape (H, W)
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file {path} does not exist")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
-        elif suffix in {".txt", ".csv"}:
-            array = np.loadtxt(path, delimiter="," if suffix == ".csv" else None, ndmin=2)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                array = np.asarray(image)
-    except Exception as error:  # numpy and PIL raise many types; report the file
-        raise ValueError(f"cannot read mask file {path}: {error}") from None
+    array = read_array_file(path, "mask", gray_image=False)
     if array.ndim == 3:
         array = array[..., :3].any(axis=-1)
     if array.ndim != 2 or array.size == 0:
