@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1] / "learnreg"
 
 # Lower number = lower layer. A module may import its own layer or any lower one.
 LAYERS = {
+    "config": 0,
     "physics": 0,
     "regularizers": 1,
     "solvers": 2,

@@ -47,14 +47,15 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterator
+from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
+from learnreg.config import DictConfig
 
 __all__ = ["DeadLeavesConfig", "DeadLeaves", "dead_leaves", "dead_leaves_batch"]
 
@@ -97,7 +98,7 @@ def _palette_colours(count: int, channels: int, generator: torch.Generator) -> T
 
 
 @dataclass(frozen=True)
-class DeadLeavesConfig:
+class DeadLeavesConfig(DictConfig):
     """Parameters of dead-leaves images; round-trips through :meth:`to_dict`.
 
     Attributes
@@ -146,18 +147,6 @@ class DeadLeavesConfig:
                r_max=self.r_max, alpha=self.alpha, polygons=self.polygons,
                supersample=self.supersample, max_shapes=self.max_shapes)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DeadLeavesConfig":
-        """Build from :meth:`to_dict` output; unknown keys raise."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"DeadLeavesConfig: unknown keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
 
 
 def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float | None,

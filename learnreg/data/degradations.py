@@ -26,13 +26,14 @@ draw picks one of the two with equal probability (``sr_kernels``); pass
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Iterator, NamedTuple
 
 import torch
 from torch import Tensor
 
 from learnreg.physics.operator import Operator
+from learnreg.config import DictConfig
 
 __all__ = ["TASKS", "MultiTaskConfig", "Task", "DegradedSample", "MultiTaskDegradation"]
 
@@ -41,7 +42,7 @@ _SR_KERNELS = ("bicubic", "gaussian")
 
 
 @dataclass(frozen=True)
-class MultiTaskConfig:
+class MultiTaskConfig(DictConfig):
     """Distribution of the degradations; round-trips through :meth:`to_dict`.
 
     Attributes
@@ -96,14 +97,6 @@ class MultiTaskConfig:
         return {key: list(value) if isinstance(value, tuple) else value
                 for key, value in asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MultiTaskConfig":
-        """Build from :meth:`to_dict` output; unknown keys raise."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"MultiTaskConfig: unknown keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from learnreg.learned.tiling import tiled
 from learnreg.physics.operator import Operator
 from learnreg.regularizers.data import L2Data
 from learnreg.regularizers.denoiser import COLOR_MODES, DenoiserPrior
+from learnreg.restore.baselines import family
 from learnreg.restore.classical import initial_estimate
 from learnreg.restore.methods import Method, Parameter, Problem, register
 from learnreg.solvers import ADMM, HQS, Diverged, ForwardBackward, GradientDescent, MaxIter, RelativeChange
@@ -413,12 +414,11 @@ def run_denoiser(problem: Problem, params: dict[str, Any], *, reference=None, ca
     return prior.denoise(problem.y, sigma), None
 
 
-def _identity(operator: Operator) -> bool:
-    return operator.linear and operator.in_shape == operator.out_shape and bool(
-        torch.equal(operator(torch.ones((1, *operator.in_shape))), torch.ones((1, *operator.in_shape))))
+def _denoising(operator: Operator) -> bool:
+    return family(operator) == "denoise"
 
 
 _DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={}).items()
                         if k not in ("iterations", "tol")}
 register(Method("denoiser", "one pass of the learned Gaussian denoiser at the noise level (denoising)", run_denoiser,
-                _DENOISER_PARAMETERS, _identity, "the denoiser method applies to denoising (operator identity)"))
+                _DENOISER_PARAMETERS, _denoising, "the denoiser method applies to denoising (operator identity)"))

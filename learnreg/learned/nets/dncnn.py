@@ -16,19 +16,19 @@ call ``D(x, sigma)`` is the same for every denoiser.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from learnreg.learned.nets.drunet import noise_level_map
+from learnreg.config import DictConfig
 
 __all__ = ["DnCNNConfig", "DnCNN"]
 
 
 @dataclass(frozen=True)
-class DnCNNConfig:
+class DnCNNConfig(DictConfig):
     """Shape of a DnCNN; round-trips through :meth:`to_dict` (JSON-safe).
 
     Attributes
@@ -59,18 +59,6 @@ class DnCNNConfig:
             raise ValueError(f"DnCNNConfig: need channels >= 1, depth >= 2, features >= 1; got "
                              f"{self.channels}, {self.depth}, {self.features}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-serialisable dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DnCNNConfig":
-        """Build from :meth:`to_dict` output; unknown keys raise."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"DnCNNConfig: unknown keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
 
 
 class DnCNN(nn.Module):

@@ -32,12 +32,13 @@ preset     widths                 blocks  parameters (RGB, noise map)
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from learnreg.config import DictConfig
 
 __all__ = ["DRUNET_PRESETS", "DRUNetConfig", "DRUNet", "noise_level_map"]
 
@@ -50,7 +51,7 @@ DRUNET_PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass(frozen=True)
-class DRUNetConfig:
+class DRUNetConfig(DictConfig):
     """Shape of a DRUNet; round-trips through :meth:`to_dict` (JSON-safe).
 
     Attributes
@@ -90,14 +91,6 @@ class DRUNetConfig:
         data["widths"] = list(self.widths)
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DRUNetConfig":
-        """Build from :meth:`to_dict` output; unknown keys raise."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"DRUNetConfig: unknown keys {unknown}; valid keys: {sorted(known)}")
-        return cls(**data)
 
 
 def noise_level_map(sigma: float | Tensor, x: Tensor) -> Tensor:
