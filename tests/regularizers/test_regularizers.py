@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from _operators import Dense
 from learnreg.physics.gradient import FiniteDifference
 from learnreg.physics.operator import LinearOperator, Operator, check_adjoint
 from learnreg.regularizers import (
@@ -32,18 +33,6 @@ def randn(*shape, seed=0):
     return torch.randn(shape, generator=generator(seed), dtype=DTYPE)
 
 
-class Dense(LinearOperator):
-    """``x (1, 1, n) -> M x (1, 1, m)`` from a dense matrix; no closed forms (CG prox, no normal_fourier)."""
-
-    def __init__(self, matrix):
-        super().__init__((1, 1, matrix.shape[1]), (1, 1, matrix.shape[0]))
-        self.matrix = matrix
-
-    def _forward(self, x):
-        return (x.flatten(1) @ self.matrix.T).view(x.shape[0], 1, 1, -1)
-
-    def _adjoint(self, y):
-        return (y.flatten(1) @ self.matrix).view(y.shape[0], 1, 1, -1)
 
 
 class Square(Operator):

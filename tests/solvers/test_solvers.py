@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from _operators import Dense
 from learnreg.physics.gradient import FiniteDifference
 from learnreg.physics.operator import LinearOperator, per_sample
 from learnreg.regularizers import L2Data, Regularizer, SquaredNorm, Tikhonov, TotalVariation
@@ -34,18 +35,6 @@ def generator(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-class Dense(LinearOperator):
-    """``x (1, 1, n) -> M x (1, 1, m)`` from a dense matrix (data prox by conjugate gradients)."""
-
-    def __init__(self, matrix):
-        super().__init__((1, 1, matrix.shape[1]), (1, 1, matrix.shape[0]))
-        self.matrix = matrix
-
-    def _forward(self, x):
-        return (x.flatten(1) @ self.matrix.T).view(x.shape[0], 1, 1, -1)
-
-    def _adjoint(self, y):
-        return (y.flatten(1) @ self.matrix).view(y.shape[0], 1, 1, -1)
 
 
 class Identity(LinearOperator):
