@@ -225,3 +225,55 @@ def depth_panel(path: PathLike, depths: Sequence[tuple[str, Tensor]], *,
             axis.set_axis_off()
     figure.colorbar(image, ax=axes[0, :].tolist(), shrink=0.8)
     return _save(figure, target)
+
+
+def objective_curves(path: PathLike, panels: Mapping[str, Mapping[str, Sequence[float]]], *,
+                     columns: int = 3, title: str | None = None) -> Path:
+    """Error against objective along iterations, one panel per run (NETT's Fig. 5).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output ``.png``; written atomically, overwritten if it exists.
+    panels : mapping of str to mapping
+        Panel title -> ``{"objective": [...], "rmse_d": [...], "rmse_v": [...]}``, one
+        value per iteration (iteration 0 first). The objective is the horizontal axis
+        (log scale), RMSE_d the left axis (blue), RMSE_v the right axis (orange); the
+        start is marked with a circle.
+    columns : int
+        Panels per row.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    target = _png_target(path)
+    if not panels:
+        raise ValueError("objective_curves: no panels given")
+    rows, columns = _grid(len(panels), columns)
+    figure = _new_figure(rows, columns, panel=3.4)
+    axes = figure.subplots(rows, columns, squeeze=False).ravel()
+    for axis, (name, curves) in zip(axes, panels.items()):
+        objective = np.asarray(curves["objective"], dtype=np.float64)
+        for key, colour, side in (("rmse_d", "tab:blue", axis), ("rmse_v", "tab:orange", axis.twinx())):
+            values = np.asarray(curves[key], dtype=np.float64)
+            if values.shape != objective.shape:
+                raise ValueError(f"objective_curves: panel {name!r} has {objective.shape} objective values "
+                                 f"and {values.shape} {key} values; give one per iteration")
+            side.plot(objective, values, color=colour, linewidth=1.2)
+            side.plot(objective[:1], values[:1], "o", color=colour, markersize=4)
+            side.set_ylabel(key.replace("_", " ").upper().replace("RMSE ", "RMSE_"), color=colour, fontsize=8)
+            side.tick_params(axis="y", labelsize=7, colors=colour)
+        if np.all(objective > 0):
+            axis.set_xscale("log")
+        axis.set_xlabel("objective", fontsize=8)
+        axis.tick_params(axis="x", labelsize=7)
+        axis.set_title(name, fontsize=9)
+    for axis in axes[len(panels):]:
+        axis.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    return _save(figure, target)

@@ -21,12 +21,15 @@ DEGRADE_EXAMPLES = """examples:
   learnreg degrade clean.png --operator blur:gaussian:2.0 --noise gaussian:0.01 --seed 0 --out y.png --spec y.json
   learnreg degrade clean.png --operator sr:4:bicubic --noise gaussian:0.01 --out y.png --spec y.json
   learnreg degrade clean.png --operator inpaint:random:0.8 --noise none --out y.png --spec y.json
+  learnreg degrade depth.npy --depth --operator sr:4:box --out lr.npy --spec lr.json
 
 Operator specs: identity | blur:gaussian:SIGMA[:SIZE] | blur:uniform:K | blur:kernel:K.npy |
   sr:FACTOR:bicubic | sr:FACTOR:box | sr:FACTOR:nearest | sr:FACTOR:gaussian:SIGMA | sr:FACTOR:kernel:K.npy |
   inpaint:random:FRACTION | inpaint:box:FRACTION | inpaint:mask:M.png
 Noise specs (on the [0, 1] scale): none | gaussian:SIGMA | poisson:PEAK | poisson-gaussian:PEAK:SIGMA
-Save y as .npy, .pfm or 32-bit .tif to keep negative noisy values and full precision; PNG clips to [0, 1]."""
+Save y as .npy, .pfm or 32-bit .tif to keep negative noisy values and full precision; PNG clips to [0, 1].
+Depth maps (--depth) keep their own units; noise levels are then in those units, and 16-bit PNG stores
+round(depth * --depth-scale), so prefer .npy/.pfm/.tif for depth in [0, 1]."""
 
 
 def _register_degrade(sub) -> None:
@@ -37,6 +40,7 @@ def _register_degrade(sub) -> None:
     p.add_argument("--noise", default="none", metavar="SPEC", help="noise spec (default: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and of random masks (default 0)")
     p.add_argument("--mode", choices=["gray", "rgb"], default=None, help="convert the clean image first")
+    _add_depth_options(p)
     p.add_argument("--out", required=True, help="where to write y")
     p.add_argument("--spec", required=True, help="where to write the JSON spec (arrays are saved beside it)")
     p.add_argument("--force", action="store_true", help="replace existing outputs (never an input)")
@@ -46,16 +50,23 @@ def _register_degrade(sub) -> None:
 def run_degrade(args) -> int:
     import torch
 
-    from learnreg.data.io import check_output_path, read_image, write_image
+    from learnreg.data.io import check_output_path, read_depth, read_image, write_image
     from learnreg.physics.spec import Degradation
 
     protect = [args.clean]
     for path in (args.out, args.spec):
         check_output_path(path, force=args.force, protect=protect)
-    x = read_image(args.clean, mode=args.mode)
+    if args.depth and args.mode:
+        raise UserError("--mode converts images; a depth map (--depth) has one channel, drop --mode")
+    if args.depth_scale is not None and not args.depth:
+        raise UserError("--depth-scale applies to depth maps; add --depth or drop --depth-scale")
+    x = read_depth(args.clean, scale=args.depth_scale) if args.depth else read_image(args.clean, mode=args.mode)
     degradation = Degradation.from_strings(args.operator, args.noise, shape=tuple(x.shape[1:]), seed=args.seed)
     y = degradation.apply(x, torch.Generator().manual_seed(args.seed))
-    write_image(args.out, y, bit_depth=_bit_depth(args.out), force=args.force, protect=protect)
+    if args.depth:
+        _write_depth(args.out, y, scale=args.depth_scale, force=args.force, protect=protect)
+    else:
+        write_image(args.out, y, bit_depth=_bit_depth(args.out), force=args.force, protect=protect)
     degradation.save(args.spec, force=args.force)
     print(f"wrote {args.out} ({tuple(y.shape[1:])}) and {args.spec}: {degradation.describe()}")
     return 0
@@ -65,6 +76,27 @@ def _bit_depth(path: str) -> int:
     return 32 if Path(path).suffix.lower() in {".tif", ".tiff"} else 8
 
 
+def _add_depth_options(p) -> None:
+    p.add_argument("--depth", action="store_true",
+                   help="files are depth maps in their own units (one channel; .npy, .pfm, .tif, 16-bit .png)")
+    p.add_argument("--depth-scale", type=float, default=None, metavar="S",
+                   help="16-bit PNG depth holds depth * S (e.g. 1000 for millimetres read as metres); default 1")
+
+
+def _write_depth(path: str, depth, *, scale: float | None, force: bool, protect: list[str]) -> None:
+    """``write_depth``, refusing a 16-bit PNG whose integer steps would flatten the depth map."""
+    from learnreg.data.io import write_depth
+
+    if Path(path).suffix.lower() == ".png":
+        finite = depth[depth.isfinite()]
+        span = float(finite.max() - finite.min()) if finite.numel() else 0.0
+        levels = (span if span > 0 else float(finite.abs().max()) if finite.numel() else 0.0) * (scale or 1.0)
+        if levels < 256:
+            raise UserError(f"a 16-bit PNG stores round(depth * {scale or 1:g}), only {levels:.0f} levels for this "
+                            "depth map; write .npy, .pfm or .tif instead, or pass --depth-scale (e.g. 10000)")
+    write_depth(path, depth, scale=scale, force=force, protect=protect)
+
+
 # -- restore -------------------------------------------------------------------
 RESTORE_EXAMPLES = """examples:
   learnreg restore y.png --spec y.json --method tv --out x.png
@@ -72,6 +104,8 @@ RESTORE_EXAMPLES = """examples:
   learnreg restore y.png --spec y.json --method bicubic --out x.png --reference clean.png --compare side.png
   learnreg restore y.png --spec y.json --method tv --out x.png --reference clean.png --plot psnr.png
   learnreg restore y.png --spec y.json --method pnp-hqs --prior NAME --out x.png
+  learnreg restore lr.npy --depth --spec lr.json --method guided-filter --guide rgb.png --out hr.npy
+  learnreg restore lr.npy --depth --spec lr.json --method tv --out hr.npy --reference depth.npy --compare side.png
 
 methods:
 """
@@ -88,10 +122,17 @@ def _register_restore(sub) -> None:
     p.add_argument("--param", action="append", default=[], metavar="K=V", help="method parameter (repeatable)")
     p.add_argument("--prior", metavar="NAME", help="learned denoiser for pnp-hqs, pnp-admm, pnp-fb, red "
                                                    "(a name from `learnreg models`; default: auto)")
+    p.add_argument("--guide", metavar="IMAGE", help="aligned high-resolution RGB guide of the restored size "
+                                                     "(e.g. for guided-filter depth upsampling)")
+    _add_depth_options(p)
     p.add_argument("--out", required=True, help="where to write the restored image")
-    p.add_argument("--reference", help="clean image: print PSNR / SSIM (never used to pick an iterate)")
-    p.add_argument("--compare", metavar="PNG", help="write a side-by-side picture (measurements, restoration, reference)")
-    p.add_argument("--plot", metavar="PNG", help="write the PSNR-versus-iteration curve (needs --reference)")
+    p.add_argument("--reference", help="clean image: print PSNR / SSIM, or RMSE_d / RMSE_v with --depth "
+                                       "(never used to pick an iterate)")
+    p.add_argument("--compare", metavar="PNG",
+                   help="write a side-by-side picture (measurements, restoration, reference; "
+                        "depth maps with their renderings under --depth)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="write the PSNR-versus-iteration curve (needs --reference; images only)")
     p.add_argument("--bit-depth", type=int, choices=[8, 16], default=8, help="PNG/TIFF bit depth of the output")
     p.add_argument("--force", action="store_true", help="replace existing outputs (never an input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -99,17 +140,21 @@ def _register_restore(sub) -> None:
 
 
 def run_restore(args) -> int:
-    from learnreg.data.io import check_output_path, read_image, write_image
+    from learnreg.data.io import check_output_path, read_depth, read_image, write_image
     from learnreg.metrics import psnr, ssim
     from learnreg.physics.spec import Degradation
     from learnreg.restore import Problem, restore
 
-    protect = [p for p in (args.measurements, args.spec, args.reference) if p]
+    protect = [p for p in (args.measurements, args.spec, args.reference, args.guide) if p]
     outputs = [p for p in (args.out, args.compare, args.plot) if p]
     for path in outputs:
         check_output_path(path, force=args.force, protect=protect)
     if args.plot and not args.reference:
         raise UserError("--plot needs --reference (the PSNR curve is measured against it)")
+    if args.plot and args.depth:
+        raise UserError("--plot draws PSNR curves of images; it does not apply to depth maps (--depth), drop --plot")
+    if args.depth_scale is not None and not args.depth:
+        raise UserError("--depth-scale applies to depth maps; add --depth or drop --depth-scale")
     params = list(args.param)
     if args.prior:
         from learnreg.restore.methods import get_method
@@ -119,12 +164,25 @@ def run_restore(args) -> int:
         params.append(f"prior={args.prior}")
     degradation = Degradation.load(args.spec)
     operator = degradation.build_operator()
-    mode = "gray" if operator.in_shape[0] == 1 else "rgb"
-    y = read_image(args.measurements, mode=mode)
-    reference = read_image(args.reference, mode=mode) if args.reference else None
+    if args.depth:
+        if operator.in_shape[0] != 1:
+            raise UserError(f"--depth needs a one-channel spec, {args.spec} is for {operator.in_shape[0]} channels; "
+                            "make it with `learnreg degrade DEPTH --depth`")
+        y = read_depth(args.measurements, scale=args.depth_scale)
+        reference = read_depth(args.reference, scale=args.depth_scale) if args.reference else None
+    else:
+        mode = "gray" if operator.in_shape[0] == 1 else "rgb"
+        y = read_image(args.measurements, mode=mode)
+        reference = read_image(args.reference, mode=mode) if args.reference else None
     if reference is not None and tuple(reference.shape[1:]) != operator.in_shape:
         raise UserError(f"reference has shape {tuple(reference.shape[1:])}, the spec says {operator.in_shape}")
-    problem = Problem(y, operator, sigma=degradation.sigma)
+    guide = read_image(args.guide, mode="rgb") if args.guide else None
+    if guide is not None and tuple(guide.shape[2:]) != operator.in_shape[1:]:
+        height, width = operator.in_shape[1:]
+        raise UserError(f"--guide {args.guide} is {guide.shape[2]}x{guide.shape[3]} but the restored image is "
+                        f"{height}x{width} (the spec's input size); "
+                        f"pass --guide with an image of size {height}x{width}")
+    problem = Problem(y, operator, sigma=degradation.sigma, guide=guide)
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -137,21 +195,39 @@ def run_restore(args) -> int:
             if history.psnr:
                 bar.set_postfix(psnr=f"{history.psnr[-1]:.2f}")
 
-    result = restore(problem, args.method, params=params, reference=reference, callback=callback)
+    # the PSNR history is an image metric: depth runs record none
+    result = restore(problem, args.method, params=params, reference=None if args.depth else reference,
+                     callback=callback)
     if bar is not None:
         bar.close()
     if result.status == "diverged":
         raise UserError(f"{args.method} diverged after {result.history.iterations} iterations; "
                         "nothing written. Lower the step size or raise the regularization weight (--param)")
-    write_image(args.out, result.x, bit_depth=args.bit_depth, force=args.force, protect=protect)
+    if args.depth:
+        _write_depth(args.out, result.x, scale=args.depth_scale, force=args.force, protect=protect)
+    else:
+        write_image(args.out, result.x, bit_depth=args.bit_depth, force=args.force, protect=protect)
     line = f"{args.method}: {result.status}, {result.seconds:.2f} s"
     if result.history is not None:
         line += f", {result.history.iterations} iterations"
-    if reference is not None:
+    if reference is not None and args.depth:
+        from learnreg.metrics.depth import rmse, rmse_v
+
+        error, shape = float(rmse(result.x, reference)), float(rmse_v(result.x, reference))
+        line += f", RMSE_d {error:.4g} (depth units), RMSE_v {shape:.2f} (grey levels, pixel size 1/W)"
+    elif reference is not None:
         p, s = float(psnr(result.x.clamp(0, 1), reference)), float(ssim(result.x.clamp(0, 1), reference))
         line += f", PSNR {p:.2f} dB, SSIM {s:.4f}"
     print(line)
-    if args.compare:
+    if args.compare and args.depth:
+        from learnreg.restore.baselines import upsample_for_display
+        from learnreg.viz import depth_panel
+
+        panels = [("measurements", upsample_for_display(y, operator, clamp=False)), (args.method, result.x)]
+        if reference is not None:  # first: it sets the colour range
+            panels = [("reference", reference), panels[0], (f"{args.method} RMSE_d {error:.3g}", result.x)]
+        depth_panel(args.compare, panels)
+    elif args.compare:
         from learnreg.restore.baselines import upsample_for_display
         from learnreg.viz import side_by_side
 

@@ -2,9 +2,19 @@
 
 :mod:`learnreg.data.io` reads and writes images and depth maps (PNG, JPEG,
 TIFF, ``.npy``, PFM) atomically and never over an input;
-:mod:`learnreg.data.samples` serves the scikit-image development images.
+:mod:`learnreg.data.samples` serves the scikit-image development images;
+:mod:`learnreg.data.depthscenes` renders synthetic depth scenes with an RGB guide.
 """
 
+from learnreg.data.depthscenes import (
+    DepthScene,
+    DepthSceneConfig,
+    DepthScenePool,
+    add_depth_noise,
+    depth_scene_batch,
+    invalid_mask,
+    render_scene,
+)
 from learnreg.data.io import (
     DEPTH_EXTENSIONS,
     IMAGE_EXTENSIONS,
@@ -36,4 +46,11 @@ __all__ = [
     "write_image",
     "DEVELOPMENT_IMAGES",
     "sample",
+    "DepthScene",
+    "DepthSceneConfig",
+    "DepthScenePool",
+    "add_depth_noise",
+    "depth_scene_batch",
+    "invalid_mask",
+    "render_scene",
 ]

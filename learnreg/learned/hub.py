@@ -41,7 +41,7 @@ from learnreg.learned.nets import build_network
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["WEIGHTS_DIRECTORY", "WeightsError", "save_weights", "load", "list_models"]
+__all__ = ["WEIGHTS_DIRECTORY", "WeightsError", "save_weights", "load", "list_models", "read_record"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 WEIGHTS_DIRECTORY = Path(__file__).resolve().parents[1] / "weights"
@@ -167,6 +167,20 @@ def _read_record(path: Path) -> dict[str, Any]:
     if missing:
         raise WeightsError(f"weights record {path} lacks {missing}; it was not written by save_weights")
     return record
+
+
+def read_record(name_or_path: PathLike, *, directory: PathLike | None = None) -> dict[str, Any]:
+    """The JSON record of a saved model (config, sha256, recipe, training facts, quality), by name or path.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists the available ones).
+    WeightsError
+        An unreadable record.
+    """
+    folder = WEIGHTS_DIRECTORY if directory is None else Path(directory)
+    return _read_record(_resolve(name_or_path, folder))
 
 
 def load(name_or_path: PathLike, *, device: str | torch.device = "cpu",

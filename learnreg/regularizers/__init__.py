@@ -7,6 +7,7 @@ pointwise penalties they split into (:class:`SquaredNorm`, :class:`L21Norm`,
 
 from learnreg.regularizers.base import CapabilityError, Regularizer, Sum, Weighted
 from learnreg.regularizers.data import L2Data
+from learnreg.regularizers.nett import NETT
 from learnreg.regularizers.hyperlaplacian import HyperLaplacian
 from learnreg.regularizers.pointwise import L21Norm, LpNorm, SquaredNorm, group_soft_threshold, lp_prox
 from learnreg.regularizers.tikhonov import Tikhonov
@@ -18,6 +19,7 @@ __all__ = [
     "L21Norm",
     "L2Data",
     "LpNorm",
+    "NETT",
     "Regularizer",
     "SquaredNorm",
     "Sum",

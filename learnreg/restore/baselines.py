@@ -10,7 +10,7 @@ decimation, with nearest decimation at any offset, and with any user kernel.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -59,17 +59,70 @@ def _keys_cubic(t: Tensor, a: float = -0.5) -> Tensor:
     return torch.where(t <= 1, near, torch.where(t < 2, far, torch.zeros_like(t)))
 
 
-def _interpolation_matrix(high: int, low: int, origin: float, factor: float) -> Tensor:
-    """``(high, low)`` Keys-cubic interpolation from LR samples at ``origin + i * factor``, periodic."""
+def _tent(t: Tensor) -> Tensor:
+    return (1.0 - t.abs()).clamp_min(0.0)
+
+
+# name -> (kernel, half support in LR samples)
+INTERPOLATION_KERNELS: dict[str, tuple[Callable[[Tensor], Tensor], int]] = {
+    "cubic": (_keys_cubic, 2),
+    "linear": (_tent, 1),
+}
+
+
+def _interpolation_matrix(high: int, low: int, origin: float, factor: float, *, kernel: str = "cubic",
+                          boundary: str = "periodic") -> Tensor:
+    """``(high, low)`` interpolation from LR samples at ``origin + i * factor``.
+
+    ``kernel`` is ``"cubic"`` (Keys, ``a = -0.5``, 4 taps) or ``"linear"`` (tent, 2 taps);
+    ``boundary`` ``"periodic"`` wraps around, ``"replicate"`` repeats the edge samples.
+    """
+    function, support = INTERPOLATION_KERNELS[kernel]
     positions = (torch.arange(high, dtype=torch.float64) - origin) / factor  # LR coordinate of each HR pixel
     base = torch.floor(positions)
     matrix = torch.zeros(high, low, dtype=torch.float64)
     rows = torch.arange(high)
-    for offset in (-1, 0, 1, 2):
+    for offset in range(1 - support, support + 1):
         index = base + offset
-        weight = _keys_cubic(positions - index)
-        matrix.index_put_((rows, index.long() % low), weight, accumulate=True)
+        weight = function(positions - index)
+        index = index.long() % low if boundary == "periodic" else index.long().clamp(0, low - 1)
+        matrix.index_put_((rows, index), weight, accumulate=True)
     return matrix
+
+
+def interpolate_upsample(y: Tensor, operator: LinearOperator, *, kernel: str = "cubic",
+                         boundary: str = "periodic") -> Tensor:
+    """Separable interpolation of ``y`` onto ``operator.in_shape``, on the operator's sampling grid.
+
+    Parameters
+    ----------
+    y : Tensor, shape (B, C, h, w)
+        Low-resolution measurements, ``(C, h, w) = operator.out_shape``.
+    operator : LinearOperator
+        The SR operator; LR pixel ``i`` sits at HR coordinate ``c0 + i * factor`` with
+        ``c0`` measured from its footprint (module docstring).
+    kernel : {"cubic", "linear"}, optional
+        Keys bicubic (``a = -0.5``) or bilinear (tent) interpolation.
+    boundary : {"periodic", "replicate"}, optional
+        Periodic matches the circular convolution of the SR operators; ``"replicate"``
+        repeats the edge samples, better for signals that do not wrap around (depth
+        maps of slanted surfaces) when the kernel does not cross the border (box,
+        nearest).
+
+    Returns
+    -------
+    Tensor, shape (B, C, H, W)
+        Same dtype and device as ``y``.
+    """
+    if kernel not in INTERPOLATION_KERNELS:
+        raise ValueError(f"unknown interpolation kernel {kernel!r}; valid kernels: {', '.join(INTERPOLATION_KERNELS)}")
+    if boundary not in ("periodic", "replicate"):
+        raise ValueError(f"unknown boundary {boundary!r}; valid boundaries: periodic, replicate")
+    _, H, W = operator.in_shape
+    _, h, w = operator.out_shape
+    rows = _interpolation_matrix(H, h, _sampling_origin(operator, 2), H / h, kernel=kernel, boundary=boundary).to(y)
+    cols = _interpolation_matrix(W, w, _sampling_origin(operator, 3), W / w, kernel=kernel, boundary=boundary).to(y)
+    return torch.einsum("Hh,bchw,Ww->bcHW", rows, y, cols)
 
 
 def bicubic_upsample(y: Tensor, operator: LinearOperator) -> Tensor:
@@ -77,11 +130,7 @@ def bicubic_upsample(y: Tensor, operator: LinearOperator) -> Tensor:
 
     Boundaries are periodic, matching the circular convolution of the SR operators.
     """
-    _, H, W = operator.in_shape
-    _, h, w = operator.out_shape
-    rows = _interpolation_matrix(H, h, _sampling_origin(operator, 2), H / h).to(y)
-    cols = _interpolation_matrix(W, w, _sampling_origin(operator, 3), W / w).to(y)
-    return torch.einsum("Hh,bchw,Ww->bcHW", rows, y, cols)
+    return interpolate_upsample(y, operator, kernel="cubic")
 
 
 def backprojection(y: Tensor, operator: LinearOperator, *, iterations: int = 30,
@@ -120,13 +169,16 @@ def harmonic_fill(y: Tensor, operator: LinearOperator, *, iterations: int = 300,
     return observed + holes * filled
 
 
-def upsample_for_display(y: Tensor, operator: Operator) -> Tensor:
-    """Measurements on the image grid for pictures: nearest-neighbour enlargement for SR."""
-    if y.shape[1:] == operator.in_shape:
-        return y.clamp(0, 1)
-    factor = math.ceil(operator.in_shape[1] / y.shape[2])
-    big = y.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
-    return big[..., : operator.in_shape[1], : operator.in_shape[2]].clamp(0, 1)
+def upsample_for_display(y: Tensor, operator: Operator, *, clamp: bool = True) -> Tensor:
+    """Measurements on the image grid for pictures: nearest-neighbour enlargement for SR.
+
+    ``clamp`` clips to ``[0, 1]`` (images); pass ``False`` for depth maps in their own units.
+    """
+    if y.shape[1:] != operator.in_shape:
+        factor = math.ceil(operator.in_shape[1] / y.shape[2])
+        big = y.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
+        y = big[..., : operator.in_shape[1], : operator.in_shape[2]]
+    return y.clamp(0, 1) if clamp else y
 
 
 def _is_sr(operator: Operator) -> bool:

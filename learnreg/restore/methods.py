@@ -19,6 +19,32 @@ from learnreg.physics.operator import Operator
 from learnreg.solvers.base import History, State
 
 
+def check_guide(guide: Tensor | None, operator: Operator, *, batch: int | None = None,
+                method: str | None = None) -> Tensor:
+    """Return ``guide`` if it is a finite ``(1 or batch, 1|3, H, W)`` tensor on ``operator``'s input grid.
+
+    Raises ``ValueError`` naming the fix (``--guide`` with an image of size ``H x W``); a
+    missing guide (``None``) is an error only for a ``method`` that needs one.
+    """
+    _, height, width = operator.in_shape
+    fix = f"pass --guide with an RGB image of size {height}x{width} (Problem.guide, shape (B, 3, {height}, {width}))"
+    who = f"{method}: " if method else ""
+    if guide is None:
+        raise ValueError(f"{method or 'this method'} needs a guide image; {fix}")
+    if not isinstance(guide, Tensor) or guide.dim() != 4 or guide.shape[1] not in (1, 3):
+        shape = tuple(guide.shape) if isinstance(guide, Tensor) else type(guide).__name__
+        raise ValueError(f"{who}the guide must have shape (B, 3, H, W) or (B, 1, H, W), got {shape}; {fix}")
+    if tuple(guide.shape[-2:]) != (height, width):
+        raise ValueError(f"{who}the guide is {guide.shape[-2]}x{guide.shape[-1]} but the restored image (the "
+                         f"operator's input) is {height}x{width}; {fix}")
+    if batch is not None and guide.shape[0] not in (1, batch):
+        raise ValueError(f"{who}the guide holds {guide.shape[0]} images for {batch} measurements; "
+                         "pass one guide per measurement, or one for all")
+    if not bool(torch.isfinite(guide).all()):
+        raise ValueError(f"{who}the guide contains NaN or Inf; clean the guide image first")
+    return guide
+
+
 @dataclass
 class Problem:
     """An inverse problem ``y = A(x) + n``.
@@ -32,7 +58,8 @@ class Problem:
     sigma : float
         Gaussian-equivalent noise standard deviation on the [0, 1] scale (0 for noise-free).
     guide : Tensor, optional
-        A guide image (e.g. RGB for depth super-resolution), shape (B, 3, H, W).
+        A guide image (e.g. RGB for depth super-resolution), shape (B or 1, 3, H, W) (or one
+        channel), on the operator's input grid ``(H, W) = operator.in_shape[1:]``.
     """
 
     y: Tensor
@@ -50,6 +77,8 @@ class Problem:
             raise ValueError("measurements contain NaN or Inf; clean the input (e.g. replace invalid pixels) first")
         if self.sigma < 0:
             raise ValueError(f"noise level must be >= 0, got {self.sigma}")
+        if self.guide is not None:
+            check_guide(self.guide, self.operator, batch=self.y.shape[0])
 
 
 @dataclass
@@ -102,8 +131,8 @@ def register(method: Method) -> Method:
 
 def _ensure_loaded() -> None:
     # Importing registers the methods; kept lazy so that importing the registry is cheap.
-    from learnreg.restore import baselines, classical, external  # noqa: F401
-    from learnreg.restore import pnp  # noqa: F401
+    from learnreg.restore import baselines, classical, depth, external  # noqa: F401
+    from learnreg.restore import nett, pnp  # noqa: F401
 
 
 def get_method(name: str) -> Method:

@@ -1,14 +1,15 @@
 """Iterative solvers over one contract: ``init_state``, ``step``, ``run(x0, stop=...) -> (x, History)``.
 
-=====================  =========================================================
-``GradientDescent``    ``f + g`` by gradients; fixed ``1/L`` step or Armijo
-``Adam``               Adam on ``x`` (pnpReG test-time solver)
-``ForwardBackward``    proximal gradient; FISTA with ``accelerated=True``
-``ADMM``               two-block ADMM through ``f.prox`` and ``g.prox``
-``SplitADMM``          ``1/2||Ax-y||^2 + lambda phi(Lx)``, FFT ``x``-update (TV, Tikhonov)
-``HQS``                half-quadratic splitting with a penalty schedule (DPIR)
-``FixedPoint``         ``x <- T(x)`` with Anderson acceleration; ``solve_fixed_point``
-=====================  =========================================================
+=========================  =========================================================
+``GradientDescent``        ``f + g`` by gradients; fixed ``1/L`` step or Armijo
+``Adam``                   Adam on ``x`` (pnpReG test-time solver)
+``ForwardBackward``        proximal gradient; FISTA with ``accelerated=True``
+``ADMM``                   two-block ADMM through ``f.prox`` and ``g.prox``
+``SplitADMM``              ``1/2||Ax-y||^2 + lambda phi(Lx)``, FFT ``x``-update (TV, Tikhonov)
+``HQS``                    half-quadratic splitting with a penalty schedule (DPIR)
+``FixedPoint``             ``x <- T(x)`` with Anderson acceleration; ``solve_fixed_point``
+``IncrementalGradient``    data step then regularizer step (NETT)
+=========================  =========================================================
 """
 
 from learnreg.solvers.admm import ADMM, ADMMState
@@ -27,6 +28,7 @@ from learnreg.solvers.base import (
 from learnreg.solvers.fista import ForwardBackward, ForwardBackwardState
 from learnreg.solvers.fixed_point import FixedPoint, FixedPointInfo, FixedPointState, solve_fixed_point
 from learnreg.solvers.gd import Adam, AdamState, GradientDescent, GradientDescentState
+from learnreg.solvers.incremental import IncrementalGradient
 from learnreg.solvers.hqs import HQS, HQSState, geometric_schedule
 from learnreg.solvers.split_admm import SplitADMM, SplitADMMState
 from learnreg.solvers.terms import lipschitz_constant
@@ -38,6 +40,7 @@ __all__ = [
     "AdamState",
     "AnyOf",
     "Diverged",
+    "IncrementalGradient",
     "FixedPoint",
     "FixedPointInfo",
     "FixedPointState",

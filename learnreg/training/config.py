@@ -101,10 +101,14 @@ class DataConfig(Section):
     deadleaves : dict
         Extra :class:`~learnreg.data.deadleaves.DeadLeavesConfig` fields
         (``r_min``, ``textures``...); ``size`` and ``channels`` come from above.
+    scenes : dict
+        ``"depthscenes"`` only: extra :class:`~learnreg.data.depthscenes.DepthSceneConfig`
+        fields (``family``, ...); ``size`` comes from ``pool_image_size``, and
+        ``pool_images`` scenes (default 64) are rendered once.
     cache : bool
         Keep decoded folder images in memory.
     pool_images : int
-        ``"deadleaves"`` only: 0 draws every patch as a new dead-leaves image
+        ``"deadleaves"``: 0 draws every patch as a new dead-leaves image
         (slow on CPU: tens of ms each); ``N > 0`` generates ``N`` images of
         ``pool_image_size`` once, from ``seed`` (so a resumed run rebuilds the same pool),
         and draws random crops with flips and 90-degree rotations from them.
@@ -128,6 +132,7 @@ class DataConfig(Section):
     validation_path: str | None = None
     folder_fraction: float = 0.5
     deadleaves: dict[str, Any] = field(default_factory=dict)
+    scenes: dict[str, Any] = field(default_factory=dict)
     cache: bool = False
     pool_images: int = 0
     pool_image_size: int = 256

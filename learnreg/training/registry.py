@@ -49,7 +49,7 @@ __all__ = [
     "check_model_options",
 ]
 
-_BUILTIN_MODULES = ("learnreg.training.sources", "learnreg.training.tasks")
+_BUILTIN_MODULES = ("learnreg.training.sources", "learnreg.training.tasks", "learnreg.training.nett")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from learnreg.cli.main import main
 from learnreg.data.io import read_image, write_image

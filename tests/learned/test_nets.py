@@ -112,6 +112,9 @@ def test_dncnn_residual_learning_and_noise_map():
     {"architecture": "drunet", "channels": 1, "widths": [4, 8, 16], "blocks": 2, "noise_map": False},
     {"architecture": "dncnn", "channels": 3, "depth": 3, "features": 4, "batch_norm": True,
      "noise_map": True, "bias": False},
+    {"architecture": "nett_unet", "channels": 1, "widths": [4, 8, 16], "negative_slope": 0.1,
+     "residual": True, "bias": False},
+    {"architecture": "umsgnet", "width": 6, "levels": 2, "lowpass_sigma": 1.5, "guide_channels": 3},
 ])
 def test_config_round_trip_through_json(config):
     net = build_network(config)
@@ -123,7 +126,7 @@ def test_config_round_trip_through_json(config):
 
 
 def test_registry_errors():
-    assert set(ARCHITECTURES) == {"drunet", "dncnn"}
+    assert set(ARCHITECTURES) == {"drunet", "dncnn", "nett_unet", "umsgnet"}
     with pytest.raises(ValueError, match="unknown architecture 'unet'; valid: drunet, dncnn"):
         build_network({"architecture": "unet"})
     with pytest.raises(ValueError, match="unknown keys"):

@@ -353,3 +353,23 @@ def test_steps_are_autograd_friendly(blurred):
         (gradient,) = torch.autograd.grad(solver.output(state).sum(), x0)
         assert bool(torch.isfinite(gradient).all()), solver.name
     assert isinstance(FiniteDifference((1, 3, 3)).norm(), float)
+
+
+def test_incremental_gradient_reaches_its_closed_form_fixed_point():
+    """f = 1/2||x - a||^2, R = 1/2||x||^2: the sweep's fixed point is (1 - s alpha) s a / (1 - (1 - s alpha)(1 - s))."""
+    from learnreg.regularizers import L2Data, SquaredNorm
+    from learnreg.physics.simple import Identity
+    from learnreg.solvers import IncrementalGradient, MaxIter, RelativeChange
+
+    a = torch.randn(1, 1, 4, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    data = L2Data(Identity((1, 4, 5)), a)
+    for step, weight in ((0.5, 1.0), (0.05, 0.3)):
+        solver = IncrementalGradient(data, SquaredNorm(), step=step, weight=weight)
+        x, history = solver.run(torch.zeros_like(a), stop=MaxIter(5000) | RelativeChange(1e-14))
+        shrink = 1 - step * weight
+        expected = shrink * step * a / (1 - shrink * (1 - step))
+        assert torch.allclose(x, expected, atol=1e-10)
+    # small steps approach the minimiser of f + alpha R, a / (1 + alpha)
+    assert torch.allclose(x, a / 1.3, atol=0.02)
+    with pytest.raises(ValueError, match="step must be > 0"):
+        IncrementalGradient(data, SquaredNorm(), step=0.0, weight=1.0)

@@ -19,16 +19,21 @@ from torch import nn
 
 from learnreg.learned.nets.dncnn import DnCNN, DnCNNConfig
 from learnreg.learned.nets.drunet import DRUNET_PRESETS, DRUNet, DRUNetConfig
+from learnreg.learned.nets.msgnet import UMSGNet, UMSGNetConfig
+from learnreg.learned.nets.nett_unet import NETTUNet, NETTUNetConfig
 
 __all__ = [
     "ARCHITECTURES", "build_network", "network_config",
     "DRUNET_PRESETS", "DRUNet", "DRUNetConfig", "DnCNN", "DnCNNConfig",
+    "NETTUNet", "NETTUNetConfig", "UMSGNet", "UMSGNetConfig",
 ]
 
 # name -> (config dataclass, module class)
 ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "drunet": (DRUNetConfig, DRUNet),
     "dncnn": (DnCNNConfig, DnCNN),
+    "nett_unet": (NETTUNetConfig, NETTUNet),
+    "umsgnet": (UMSGNetConfig, UMSGNet),
 }
 
 
