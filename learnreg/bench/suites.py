@@ -65,8 +65,9 @@ def _classical_settings() -> tuple[Setting, ...]:
 
 
 def _learned_denoising_settings() -> tuple[Setting, ...]:
-    return tuple(Setting("denoising", f"sigma {s}/255", "identity", f"gaussian:{s / 255:.6f}", "gray",
-                         ("denoiser", "bm3d", "tv")) for s in (15, 25, 50))
+    return tuple(Setting("denoising", f"sigma {s}/255{' RGB' if mode == 'rgb' else ''}", "identity",
+                         f"gaussian:{s / 255:.6f}", mode, ("denoiser", "bm3d", "tv"))
+                 for mode in ("gray", "rgb") for s in (15, 25, 50))
 
 
 def _pnp_settings() -> tuple[Setting, ...]:
@@ -91,12 +92,14 @@ SUITES: dict[str, Suite] = {
     ),
     "denoising": Suite(
         "denoising",
-        "The shipped learned Gaussian denoiser against BM3D and TV on gray development images.",
+        "The shipped learned Gaussian denoisers against BM3D (CBM3D for RGB) and TV on the development images.",
         _learned_denoising_settings(),
         GRAY_DEV,
         RGB_DEV,
-        notes=("Gray development images camera, brick, grass, gravel, moon, coins, clock; 256x256 centre crops.",
-               "`denoiser` = the default shipped prior applied once at the true noise level.",
+        notes=("Gray development images camera, brick, grass, gravel, moon, coins, clock; RGB: the retina and "
+               "motorcycle_right crops; 256x256 centre crops.",
+               "`denoiser` = the default shipped prior for the image's channels (drunet-gray, drunet-rgb) "
+               "applied once at the true noise level.",
                "Seconds per image on 2 threads; BM3D is the `bm3d` package (optional extra)."),
     ),
     "pnp": Suite(
@@ -106,7 +109,7 @@ SUITES: dict[str, Suite] = {
         GRAY_DEV,
         RGB_DEV,
         notes=("RGB development crops motorcycle_right and retina, 256x256 (255x255 for x3 SR).",
-               "The gray denoiser serves RGB images through an orthonormal opponent colour transform.",
+               "Prior `auto`: the shipped RGB denoiser (drunet-rgb) for these RGB images.",
                "PSNR/SSIM of the last iterate; PnP parameters fixed per task family (see learnreg/restore/pnp.py)."),
     ),
 }

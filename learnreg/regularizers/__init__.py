@@ -2,11 +2,13 @@
 
 Classical priors (:class:`Tikhonov`, :class:`TotalVariation`, :class:`HyperLaplacian`), the
 pointwise penalties they split into (:class:`SquaredNorm`, :class:`L21Norm`,
-:class:`LpNorm`) and the data term :class:`L2Data`.
+:class:`LpNorm`), the data term :class:`L2Data` and the learned gradient field
+:class:`RegularizingGradient` (grad only).
 """
 
 from learnreg.regularizers.base import CapabilityError, Regularizer, Sum, Weighted
 from learnreg.regularizers.data import L2Data
+from learnreg.regularizers.gradient import RegularizingGradient
 from learnreg.regularizers.nett import NETT
 from learnreg.regularizers.hyperlaplacian import HyperLaplacian
 from learnreg.regularizers.pointwise import L21Norm, LpNorm, SquaredNorm, group_soft_threshold, lp_prox
@@ -21,6 +23,7 @@ __all__ = [
     "LpNorm",
     "NETT",
     "Regularizer",
+    "RegularizingGradient",
     "SquaredNorm",
     "Sum",
     "TVProx",

@@ -202,3 +202,125 @@ def solve_fixed_point(
                 break
     info = FixedPointInfo(status=status, iterations=iterations, mean_squared_change=change, residual=state.residual)
     return state.x, info
+
+
+@dataclass
+class FixedPointSampleInfo:
+    """Per-sample outcome of :func:`solve_fixed_point_per_sample`.
+
+    Attributes
+    ----------
+    status : tuple of str
+        Per sample, ``"converged"``, ``"diverged"`` or ``"max_iter"``.
+    iterations : Tensor, shape (B,), int64
+        Evaluations of ``T`` until the sample stopped.
+    mean_squared_change : Tensor, shape (B,)
+        The sample's last accepted ``mean((x_{k+1} - x_k)^2)`` (NaN if it diverged at once).
+    residual : Tensor, shape (B,)
+        Relative residual ``||T(x) - x|| / ||x||`` at the sample's last evaluated input.
+    """
+
+    status: tuple[str, ...]
+    iterations: Tensor
+    mean_squared_change: Tensor
+    residual: Tensor
+
+    @property
+    def converged(self) -> Tensor:
+        """``(B,)`` bool: the sample met the change tolerance."""
+        return torch.tensor([s == "converged" for s in self.status], device=self.iterations.device)
+
+    @property
+    def diverged(self) -> Tensor:
+        """``(B,)`` bool: the sample left ``[-abs_max, abs_max]`` or became non-finite."""
+        return torch.tensor([s == "diverged" for s in self.status], device=self.iterations.device)
+
+
+def solve_fixed_point_per_sample(
+    T: Callable[[Tensor], Tensor],
+    x0: Tensor,
+    *,
+    max_iter: int = 500,
+    tol: float = 1e-7,
+    abs_max: float = 100.0,
+    anderson: int = 0,
+    beta: float = 1.0,
+) -> tuple[Tensor, FixedPointSampleInfo]:
+    """:func:`solve_fixed_point` with its three stopping rules applied to each sample on its own.
+
+    A batch mixes easy and hard problems (a DEQ trained on random degradations), so one
+    diverging sample must neither stop the others nor hide among them: each sample stops
+    with ``"converged"`` once its own ``mean((x_{k+1} - x_k)^2) < tol``, with
+    ``"diverged"`` once any of its entries leaves ``[-abs_max, abs_max]`` or is not
+    finite (it then keeps its last accepted iterate), and with ``"max_iter"`` otherwise.
+
+    Parameters
+    ----------
+    T : callable
+        ``(B, C, H, W) -> (B, C, H, W)``, acting on each sample independently (no
+        batch statistics), as a solver step or a DRUNet does.
+    x0 : Tensor, shape (B, C, H, W)
+    max_iter, tol, abs_max, anderson, beta : see :func:`solve_fixed_point`.
+
+    Returns
+    -------
+    x : Tensor, shape (B, C, H, W)
+        Each sample's last accepted iterate, detached.
+    info : FixedPointSampleInfo
+
+    Notes
+    -----
+    The whole batch is evaluated until every sample has stopped; a stopped sample is
+    held still (``T`` is replaced by the identity on it and its iterate reset to the
+    accepted one), so it costs evaluations but cannot blow up or move.
+
+    Examples
+    --------
+    >>> x0 = torch.ones(2, 1, 1, 1)
+    >>> x, info = solve_fixed_point_per_sample(lambda x: x * x.new_tensor([0.5, 2.0]).view(2, 1, 1, 1), x0)
+    >>> info.status
+    ('converged', 'diverged')
+    """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+    if x0.dim() < 2 or x0.shape[0] < 1:
+        raise ValueError(f"x0 must be batched, shape (B, C, H, W), got {tuple(x0.shape)}; add a batch dimension")
+    batch = x0.shape[0]
+    broadcast = (-1,) + (1,) * (x0.dim() - 1)  # (B,) -> (B, 1, ..., 1)
+    active = torch.ones(batch, dtype=torch.bool, device=x0.device)
+
+    def held(x: Tensor) -> Tensor:
+        return torch.where(active.view(broadcast), T(x), x)
+
+    solver = FixedPoint(held, anderson=anderson, beta=beta)
+    codes = torch.zeros(batch, dtype=torch.long, device=x0.device)  # 0 max_iter, 1 converged, 2 diverged
+    iterations = torch.zeros(batch, dtype=torch.long, device=x0.device)
+    change = torch.full((batch,), float("nan"), dtype=x0.dtype, device=x0.device)
+    residual = torch.full((batch,), float("nan"), dtype=x0.dtype, device=x0.device)
+    with torch.no_grad():
+        accepted = x0.detach()
+        state = solver.init_state(accepted)
+        for iteration in range(1, max_iter + 1):
+            new = solver.step(state)
+            flat = new.x.flatten(1)
+            bad = ~torch.isfinite(flat).all(1) | (flat.abs().amax(1) > abs_max)
+            sample_change = (new.x - state.x).flatten(1).pow(2).mean(1)
+            ok = active & ~bad
+            accepted = torch.where(ok.view(broadcast), new.x, accepted)
+            change = torch.where(ok, sample_change, change)
+            residual = torch.where(active, new.residual, residual)
+            iterations = torch.where(active, torch.full_like(iterations, iteration), iterations)
+            diverged, converged = active & bad, ok & (sample_change < tol)
+            codes = torch.where(diverged, torch.full_like(codes, 2), codes)
+            codes = torch.where(converged, torch.full_like(codes, 1), codes)
+            active = active & ~diverged & ~converged
+            new.x = torch.where(active.view(broadcast), new.x, accepted)
+            state = new
+            if not bool(active.any()):
+                break
+    names = ("max_iter", "converged", "diverged")
+    info = FixedPointSampleInfo(
+        status=tuple(names[int(c)] for c in codes), iterations=iterations, mean_squared_change=change,
+        residual=residual,
+    )
+    return accepted, info

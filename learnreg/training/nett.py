@@ -229,9 +229,10 @@ class NETTTask:
 
     def _one_step(self, model: nn.Module, inputs: Tensor, guide: Tensor) -> Tensor:
         """``a - (s alpha) grad R(a)`` with the current network, without gradients to the weights."""
+        module = getattr(model, "module", model)  # not through DDP: this pass has no weight gradients
         with torch.enable_grad():
             leaf = inputs.detach().requires_grad_(True)
-            out = _phi(model, leaf, guide)
+            out = _phi(module, leaf, guide)
             residual = out if self.options.scheme == "residual" else out - leaf
             (gradient,) = torch.autograd.grad(residual.pow(2).sum(), leaf)
         return (inputs - self.options.one_step_size * gradient).detach()
