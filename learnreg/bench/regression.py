@@ -21,13 +21,25 @@ from learnreg.metrics import psnr
 from learnreg.physics.spec import Degradation
 from learnreg.restore import Problem, restore
 
-# Denoisers: camera, 128x128 centre crop, Gaussian noise 25/255 with seed 0, gray or RGB as the model takes.
-DENOISER_CASE = {"image": "camera", "size": 128, "sigma": 25 / 255, "seed": 0}
+# Denoisers: camera (gray) or the motorcycle_right crop (RGB), 128x128 centre crop, Gaussian noise 25/255, seed 0.
+DENOISER_CASE = {"kind": "denoiser", "image": "camera", "size": 128, "sigma": 25 / 255, "seed": 0}
+# NETT depth priors: one gdsr test scene (64x64), box x4; RMSE_d of 5 NETT iterations (s alpha = 0.001).
+NETT_CASE = {"kind": "nett", "family": "gdsr", "size": 64, "seed": 900_000, "iterations": 5, "alpha": 6.25e-5}
+
+
+def default_case(name: str) -> dict:
+    """The fixed case of shipped model ``name``, chosen from its architecture and channels."""
+    config = json.loads(Path({m["name"]: m for m in list_models()}[name]["path"]).read_text())["config"]
+    if config["architecture"] in ("nett_unet", "umsgnet"):
+        return dict(NETT_CASE)
+    return dict(DENOISER_CASE, image="motorcycle_right" if config.get("channels") == 3 else "camera")
 
 
 def measure(name: str, case: dict | None = None) -> float:
-    """PSNR (dB) of shipped denoiser ``name`` on its fixed case."""
-    case = dict(DENOISER_CASE if case is None else case)
+    """The metric of shipped model ``name`` on its fixed case: PSNR (dB) for denoisers, RMSE_d for NETT priors."""
+    case = dict(default_case(name) if case is None else case)
+    if case.get("kind") == "nett":
+        return _measure_nett(name, case)
     clean = sample(case["image"], size=case["size"])
     degradation = Degradation.from_strings("identity", f"gaussian:{case['sigma']}", shape=tuple(clean.shape[1:]),
                                            seed=case["seed"])
@@ -37,14 +49,34 @@ def measure(name: str, case: dict | None = None) -> float:
     return float(psnr(result.x.clamp(0, 1), clean))
 
 
+def _measure_nett(name: str, case: dict) -> float:
+    from learnreg.data.depthscenes import DepthSceneConfig, render_scene
+    from learnreg.metrics.depth import rmse
+    from learnreg.physics.superres import SuperResolution
+
+    scene = render_scene(DepthSceneConfig(size=case["size"], family=case["family"]),
+                         generator=torch.Generator().manual_seed(case["seed"]))
+    depth, guide = scene.depth[None], scene.guide[None]
+    operator = SuperResolution("box", 4, tuple(depth.shape[1:]))
+    result = restore(Problem(operator(depth), operator, 0.0, guide), "nett",
+                     params={"prior": name, "iterations": case["iterations"], "alpha": case["alpha"],
+                             "depth_scale": 1.0})
+    return float(rmse(result.x, depth).mean())
+
+
+def metric_name(case: dict) -> str:
+    return "rmse_d" if case.get("kind") == "nett" else "psnr"
+
+
 def record(name: str) -> dict:
-    """Measure ``name`` and write the case and PSNR into its JSON record."""
+    """Measure ``name`` and write the case and its metric into its JSON record."""
     models = {m["name"]: m for m in list_models()}
     if name not in models:
         raise ValueError(f"unknown model {name!r}; shipped: {', '.join(sorted(models)) or 'none'}")
     path = Path(models[name]["path"])
     data = json.loads(path.read_text())
-    entry = dict(DENOISER_CASE, psnr=round(measure(name), 4))
+    case = default_case(name)
+    entry = dict(case, **{metric_name(case): round(measure(name, case), 6)})
     data["regression"] = entry
     atomic_write_text(path, json.dumps(data, indent=1))
     return entry
@@ -52,9 +84,10 @@ def record(name: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="record the fixed-case quality of a shipped model")
-    parser.add_argument("name")
+    parser.add_argument("names", nargs="+", metavar="NAME")
     args = parser.parse_args(argv)
-    print(record(args.name))
+    for name in args.names:
+        print(name, record(name))
     return 0
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from learnreg.bench.regression import measure
+from learnreg.bench.regression import measure, metric_name
 from learnreg.hub import list_models, load
 
 MODELS = list_models()
@@ -26,8 +26,11 @@ def test_shipped_weight_reaches_recorded_quality(model):
     assert "regression" in record, f"{model['name']}: run python -m learnreg.bench.regression {model['name']}"
     assert record.get("recipe") and Path(record["recipe"]).name, "every shipped weight names its recipe"
     load(model["name"])  # verifies the sha256
-    case = {k: v for k, v in record["regression"].items() if k != "psnr"}
-    assert measure(model["name"], case) == pytest.approx(record["regression"]["psnr"], abs=0.02)
+    case = {k: v for k, v in record["regression"].items() if k not in ("psnr", "rmse_d")}
+    case.setdefault("kind", "denoiser")
+    metric = metric_name(case)
+    tolerance = {"psnr": {"abs": 0.02}, "rmse_d": {"rel": 2e-3}}[metric]
+    assert measure(model["name"], case) == pytest.approx(record["regression"][metric], **tolerance)
 
 
 def test_recipes_of_shipped_weights_exist():
