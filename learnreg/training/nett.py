@@ -16,6 +16,8 @@ Each batch mixes, in equal shares, the sample kinds that the options enable:
 ``noisy_target``   input = x + e, target x + e / 10, e ~ N(0, input_noise^2) (row 7)
 ``interpolation``  input = x + t (F^+ F x - x), t ~ U(0, 1) (row 8)
 ``one_step``       input = a - (s alpha) grad R(a), a = F^+ F x, with the current network (row 9)
+``refine``         input = the current network's estimate from a (not in the paper: it teaches
+                   ``Phi`` to correct its own output, where NETT iterations start or end)
 
 ``input_noise`` adds N(0, level^2) to every input except ``noisy_target`` ones (rows 2, 4),
 with ``level = input_noise * noise_decay^(step // noise_decay_every)`` (row 5: 0.7 every
@@ -46,7 +48,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["NETTOptions", "NETTBatch", "NETTTask", "DepthSceneSource", "approximate", "sample_kinds",
            "training_targets"]
 
-KINDS = ("clean", "approximation", "gt_noise", "noisy_target", "interpolation", "one_step")
+KINDS = ("clean", "approximation", "gt_noise", "noisy_target", "interpolation", "one_step", "refine")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class NETTOptions(Section):
     noise_decay, noise_decay_every : float, int
         Multiply ``input_noise`` by ``noise_decay`` every ``noise_decay_every`` steps
         (0: never).
-    gt_noise, noisy_target, interpolation, one_step : bool
+    gt_noise, noisy_target, interpolation, one_step, refine : bool
         Add the sample kinds of the module docstring.
     one_step_size : float
         ``s * alpha`` of the ``one_step`` samples (0.001 in the paper's eq. 6).
@@ -88,6 +90,7 @@ class NETTOptions(Section):
     interpolation: bool = False
     one_step: bool = False
     one_step_size: float = 0.001
+    refine: bool = False
 
     def check(self) -> None:
         if self.factor < 2:
@@ -110,7 +113,7 @@ class NETTOptions(Section):
     def kinds(self) -> tuple[str, ...]:
         enabled = {"clean": True, "approximation": True, "gt_noise": self.gt_noise,
                    "noisy_target": self.noisy_target, "interpolation": self.interpolation,
-                   "one_step": self.one_step}
+                   "one_step": self.one_step, "refine": self.refine}
         return tuple(kind for kind in KINDS if enabled[kind])
 
 
@@ -141,7 +144,8 @@ class NETTBatch:
 
     ``noise`` is standard normal, scaled by the current input-noise level in
     :meth:`NETTTask.loss`; ``noise_mask`` (B,) says which samples receive it;
-    ``one_step`` (B,) marks the samples to move by one regularizer step first.
+    ``one_step`` (B,) marks the samples to move by one regularizer step first,
+    ``refine`` (B,) those to replace by the current network's estimate.
     """
 
     inputs: Tensor
@@ -151,6 +155,7 @@ class NETTBatch:
     noise: Tensor
     noise_mask: Tensor
     one_step: Tensor
+    refine: Tensor
 
 
 def training_targets(scheme: str, inputs: Tensor, targets: Tensor) -> Tensor:
@@ -212,10 +217,12 @@ class NETTTask:
         inputs, targets = clean.clone(), clean.clone()
         noise_mask = torch.ones(count, dtype=torch.bool)
         one_step = torch.zeros(count, dtype=torch.bool)
+        refine = torch.zeros(count, dtype=torch.bool)
         for i, kind in enumerate(kinds):
-            if kind in ("approximation", "one_step"):
+            if kind in ("approximation", "one_step", "refine"):
                 inputs[i] = approximation[i]
                 one_step[i] = kind == "one_step"
+                refine[i] = kind == "refine"
             elif kind == "gt_noise":
                 level = (clean[i] - approximation[i]).pow(2).mean()  # sigma = MSE(GT, approximation)
                 inputs[i] = clean[i] + level * extra[i]
@@ -225,7 +232,7 @@ class NETTTask:
                 noise_mask[i] = False
             elif kind == "interpolation":
                 inputs[i] = clean[i] + ratio[i] * (approximation[i] - clean[i])
-        return NETTBatch(inputs, targets, clean, guide.contiguous(), noise, noise_mask, one_step)
+        return NETTBatch(inputs, targets, clean, guide.contiguous(), noise, noise_mask, one_step, refine)
 
     def _one_step(self, model: nn.Module, inputs: Tensor, guide: Tensor) -> Tensor:
         """``a - (s alpha) grad R(a)`` with the current network, without gradients to the weights."""
@@ -247,6 +254,14 @@ class NETTTask:
             moved = self._one_step(model, inputs[batch.one_step], batch.guide[batch.one_step])
             inputs = inputs.clone()
             inputs[batch.one_step] = moved
+        if bool(batch.refine.any()):
+            module = getattr(model, "module", model)
+            with torch.no_grad():
+                start = inputs[batch.refine]
+                out = _phi(module, start, batch.guide[batch.refine])
+                estimate = start - out if self.options.scheme == "residual" else out
+            inputs = inputs.clone()
+            inputs[batch.refine] = estimate.detach()
         target = training_targets(self.options.scheme, inputs, batch.targets)
         return (_phi(model, inputs, batch.guide) - target).square().mean()
 

@@ -80,9 +80,9 @@ def test_noisy_target_samples_and_noise_schedule():
     assert task.state_dict() == {"steps": 1}
 
 
-def test_loss_one_step_and_validation_with_a_guided_network():
+def test_loss_one_step_refine_and_validation_with_a_guided_network():
     torch.manual_seed(0)
-    task = _task(one_step=True, approximation="bilinear")
+    task = _task(one_step=True, refine=True, approximation="bilinear")
     model = UMSGNet(UMSGNetConfig(width=4, levels=2))
     loss = task.loss(model, task.make_batch(torch.Generator().manual_seed(3)))
     loss.backward()
