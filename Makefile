@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch goes in first so that nothing pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-all bench nett-priors lint clean
+.PHONY: install demo test test-all bench nett-priors rg-priors lint clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(VENV)/.bench
 NETT_RECIPES := unet-s1 unet-s1-noise umsg-s2 umsg-s2-noise umsg-s2-decay umsg-s2-gtnoise umsg-s2-noisytarget umsg-s2-interp umsg-s2-onestep
 nett-priors: install
 	for r in $(NETT_RECIPES); do $(PY) -m learnreg.training recipes/nett/$$r.yaml || exit 1; done
+
+# The five regularizing-gradient priors of recipes/rg/README.md, in dependency order (needs drunet-rgb).
+RG_RECIPES := pnpreg mtdeq rg1 deqgd rerg
+rg-priors: install
+	for r in $(RG_RECIPES); do $(PY) -m learnreg.training recipes/rg/$$r.yaml || exit 1; done
 
 clean:
 	rm -rf $(VENV) out build *.egg-info

@@ -75,10 +75,14 @@ TABLE1 = (
 )
 
 
+# Beyond the paper: priors trained with refine samples (recipes/nett/*-refine.yaml).
+BEYOND_PRIORS = ("nett-unet-s1-refine", "nett-umsg-s2-refine")
+
+
 # -- scenes and metrics --------------------------------------------------------------------
 
 
-def test_scenes(family: str, count: int, size: int, *, seed: int | None = None) -> list[tuple[Tensor, Tensor]]:
+def evaluation_scenes(family: str, count: int, size: int, *, seed: int | None = None) -> list[tuple[Tensor, Tensor]]:
     """``count`` (depth (1, 1, S, S), guide (1, 3, S, S)) pairs, scene ``i`` from seed ``seed + i``."""
     from learnreg.data.depthscenes import DepthSceneConfig, render_scene
 
@@ -181,7 +185,7 @@ def table1(*, count: int, size: int, iterations: int, alpha: float, priors: list
         if row.prior not in priors:
             logger.warning("prior %s is not shipped; Table 1 row skipped (train recipes/nett/)", row.prior)
             continue
-        scenes = test_scenes(row.family, count, size)
+        scenes = evaluation_scenes(row.family, count, size)
         per_scene = []
         for index, (depth, guide) in enumerate(scenes):
             run = nett_trajectory(row.prior, depth, guide,
@@ -222,7 +226,7 @@ def baselines(*, family: str, count: int, size: int, methods: list[tuple[str, st
     """Mean RMSE_d / RMSE_v of each (label, method, params) on the family's test scenes."""
     from learnreg.restore.methods import restore
 
-    scenes = test_scenes(family, count, size)
+    scenes = evaluation_scenes(family, count, size)
     rows = []
     for label, method, params in methods:
         errors, seconds, diverged = [], [], 0
@@ -237,7 +241,7 @@ def baselines(*, family: str, count: int, size: int, methods: list[tuple[str, st
     return rows
 
 
-BEYOND_GRID = (0.0, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)  # regularizer steps s·alpha, s = 16
+BEYOND_GRID = (0.0, 1e-3, 1e-2, 3e-2, 0.1, 0.3)  # regularizer steps s·alpha, s = 16
 
 
 def _scene_errors(scenes, method: str, params: dict) -> list[dict[str, float]]:
@@ -247,7 +251,7 @@ def _scene_errors(scenes, method: str, params: dict) -> list[dict[str, float]]:
             for depth, guide in scenes]
 
 
-def beyond(prior: str, *, count: int, size: int, tuning: int = 4) -> list[dict]:
+def beyond(prior: str, *, count: int, size: int, tuning: int = 3) -> list[dict]:
     """Configurations beyond the paper for one prior, s·alpha tuned on ``gdsr`` tuning scenes.
 
     * ``network alone`` -- the baseline to beat;
@@ -259,7 +263,7 @@ def beyond(prior: str, *, count: int, size: int, tuning: int = 4) -> list[dict]:
     The regularizer step is picked from :data:`BEYOND_GRID` by the mean RMSE_d on
     ``tuning`` scenes of the training family (seeds ``TUNING_SEED + i``), never on test scenes.
     """
-    tuning_scenes = test_scenes("gdsr", tuning, size, seed=TUNING_SEED)
+    tuning_scenes = evaluation_scenes("gdsr", tuning, size, seed=TUNING_SEED)
     configs = [("network alone", "nett-network", {}, None),
                ("network + projection", "nett", {"init": "network", "alpha": 0.0, "iterations": 1}, None),
                ("NETT from the network", "nett", {"init": "network", "iterations": 30}, BEYOND_GRID[1:]),
@@ -277,7 +281,7 @@ def beyond(prior: str, *, count: int, size: int, tuning: int = 4) -> list[dict]:
         row = {"prior": prior, "label": label, "regularizer_step": chosen,
                "tuning_rmse_d": {f"{k:g}": v for k, v in tuned.items()}}
         for family in ("gdsr", "heldout"):
-            errors = _scene_errors(test_scenes(family, count, size), method, params)
+            errors = _scene_errors(evaluation_scenes(family, count, size), method, params)
             row[f"{family}_rmse_d"] = _mean([e["rmse_d"] for e in errors])
             row[f"{family}_rmse_v"] = _mean([e["rmse_v"] for e in errors])
         rows.append(row)
@@ -398,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, default=60)
     parser.add_argument("--alpha", type=float, default=6.25e-5, help="NETT weight (s·alpha = 16 alpha)")
-    parser.add_argument("--beyond", default="nett-unet-s1-noise,nett-umsg-s2-noise,nett-umsg-s2-onestep",
+    parser.add_argument("--beyond", default="nett-unet-s1-noise,nett-umsg-s2-noise,nett-unet-s1-refine,"
+                                            "nett-umsg-s2-refine",
                         help="comma-separated priors for the beyond-the-paper configurations ('' for none)")
     parser.add_argument("--quick", action="store_true", help="2 scenes, 10 iterations: a smoke run")
     args = parser.parse_args(argv)
@@ -422,19 +427,20 @@ def main(argv: list[str] | None = None) -> int:
         _renderings(out / "dsrnett-renderings.png", figures)
     methods = [("bicubic", "bicubic", {}), ("bilinear", "bilinear", {}), ("TV", "tv", {}),
                ("guided filter", "guided-filter", {})]
-    for prior in [r.prior for r in TABLE1 if r.prior in priors]:
+    for prior in [p for p in [r.prior for r in TABLE1] + list(BEYOND_PRIORS) if p in priors]:
         methods.append((f"{prior} network alone", "nett-network", {"prior": prior, "depth_scale": 1.0}))
-        methods.append((f"{prior} NETT", "nett", {"prior": prior, "alpha": args.alpha, "depth_scale": 1.0,
-                                                  "iterations": args.iterations}))
+        if prior in ("nett-unet-s1-noise", "nett-umsg-s2-noise"):  # NETT of every prior: Table 1 and below
+            methods.append((f"{prior} NETT", "nett", {"prior": prior, "alpha": args.alpha, "depth_scale": 1.0,
+                                                      "iterations": args.iterations}))
     baseline_rows = []
     for family in ("gdsr", "heldout"):
         baseline_rows += baselines(family=family, count=args.scenes, size=args.size, methods=methods)
     beyond_rows, alignment = [], {}
     for prior in [p for p in args.beyond.split(",") if p]:
         if prior in priors:
-            beyond_rows += beyond(prior, count=args.scenes, size=args.size, tuning=2 if args.quick else 4)
-    for prior in [r.prior for r in TABLE1 if r.prior in priors]:
-        alignment[prior] = {family: descent_alignment(prior, test_scenes(family, args.scenes, args.size))
+            beyond_rows += beyond(prior, count=args.scenes, size=args.size, tuning=2 if args.quick else 3)
+    for prior in [p for p in [r.prior for r in TABLE1] + list(BEYOND_PRIORS) if p in priors]:
+        alignment[prior] = {family: descent_alignment(prior, evaluation_scenes(family, args.scenes, args.size))
                             for family in ("gdsr", "heldout")}
     elapsed = time.perf_counter() - start
     lines = ["# Benchmark `dsrnett`: depth super-resolution with NETT regularizers", "",

@@ -32,6 +32,8 @@ def default_case(name: str) -> dict:
     config = json.loads(Path({m["name"]: m for m in list_models()}[name]["path"]).read_text())["config"]
     if config["architecture"] in ("nett_unet", "umsgnet"):
         return dict(NETT_CASE)
+    if config["architecture"] == "rg_pair":  # a regularizer pair: its denoiser
+        config = config["denoiser"]
     return dict(DENOISER_CASE, image="motorcycle_right" if config.get("channels") == 3 else "camera")
 
 

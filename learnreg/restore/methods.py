@@ -132,7 +132,7 @@ def register(method: Method) -> Method:
 def _ensure_loaded() -> None:
     # Importing registers the methods; kept lazy so that importing the registry is cheap.
     from learnreg.restore import baselines, classical, depth, external  # noqa: F401
-    from learnreg.restore import nett, pnp  # noqa: F401
+    from learnreg.restore import nett, pnp, rg  # noqa: F401
 
 
 def get_method(name: str) -> Method:

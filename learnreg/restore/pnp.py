@@ -29,7 +29,9 @@ noise-free one, which keeps every step size finite and the last denoising step m
 Priors come from :func:`register_prior` (any callable ``D(x, sigma)``; what tests and
 Python users plug in) or from the shipped weights (:func:`learnreg.hub.list_models`);
 ``prior="auto"`` takes the largest shipped denoiser whose channels match the image,
-else the largest gray one (through the opponent colour transform for RGB).
+else the largest gray one (through the opponent colour transform for RGB). A shipped
+regularizer pair (``rg_pair``: pnpReG, RG1, RERG) serves its denoiser, and a denoiser trained
+by another task than ``denoise`` (MTDEQ) serves as is, both by name only.
 """
 
 from __future__ import annotations
@@ -110,13 +112,23 @@ def unregister_prior(name: str) -> None:
     PRIORS.pop(name, None)
 
 
+def _denoiser_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config of the network a prior runs: a regularizer pair (``rg_pair``) serves its denoiser."""
+    return config["denoiser"] if config.get("architecture") == "rg_pair" else config
+
+
 def _shipped_models() -> dict[str, dict[str, Any]]:
-    """Shipped models: name -> record path, channels, parameters, and whether it takes a noise level."""
+    """Shipped models: name -> record path, channels, parameters, whether it takes a noise level, and
+    whether ``auto`` may choose it: a plain Gaussian denoiser, not a regularizer pair nor a network
+    trained by another task than ``denoise`` (an MTDEQ denoiser); those serve by name."""
     found = {}
     for model in list_models():
-        config = json.loads(Path(model["path"]).read_text(encoding="utf-8"))["config"]
+        record = json.loads(Path(model["path"]).read_text(encoding="utf-8"))
+        config = _denoiser_config(record["config"])
+        task = (record.get("training_config") or {}).get("task", {}).get("name", "denoise")
         found[model["name"]] = {"path": model["path"], "channels": config.get("channels"),
-                                "parameters": model.get("parameters") or 0, "denoiser": bool(config.get("noise_map"))}
+                                "parameters": model.get("parameters") or 0, "denoiser": bool(config.get("noise_map")),
+                                "auto": record["config"].get("architecture") != "rg_pair" and task == "denoise"}
     return found
 
 
@@ -151,10 +163,11 @@ def resolve_prior(name: str, *, image_channels: int, device: torch.device | str 
     models = _shipped_models()
     shipped = {n: m for n, m in models.items() if m["denoiser"]}
     if name == "auto":
-        if not shipped:
+        plain = {n: m for n, m in shipped.items() if m["auto"]}  # pairs and DEQ denoisers only by name
+        if not plain:
             raise ValueError(NO_PRIOR_MESSAGE)
-        fitting = [n for n, m in shipped.items() if m["channels"] == image_channels] or \
-                  [n for n, m in shipped.items() if m["channels"] == 1]
+        fitting = [n for n, m in plain.items() if m["channels"] == image_channels] or \
+                  [n for n, m in plain.items() if m["channels"] == 1]
         if not fitting:
             raise ValueError(f"no shipped denoiser takes {image_channels}-channel images (nor gray ones); "
                              f"shipped: {', '.join(sorted(shipped))}")
@@ -169,10 +182,13 @@ def resolve_prior(name: str, *, image_channels: int, device: torch.device | str 
         raise ValueError(f"unknown prior {name!r}; available priors: {listing}" if listing
                          else f"unknown prior {name!r}: {NO_PRIOR_MESSAGE}")
     record = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not record["config"].get("noise_map"):
+    config = _denoiser_config(record["config"])
+    if not config.get("noise_map"):
         raise ValueError(f"model {name!r} takes no noise level (noise_map false): it is not a denoiser D(x, sigma)")
     network = _load_network(str(path), record["sha256"], str(torch.device(device)), dtype)
-    return PriorEntry(network, record["config"].get("channels")), name
+    if record["config"].get("architecture") == "rg_pair":
+        network = network.denoiser  # P(x, sigma) of a regularizer pair (pnpReG, RG1, RERG)
+    return PriorEntry(network, config.get("channels")), name
 
 
 def choose_color(color: str, prior_channels: int | None, image_channels: int) -> str:

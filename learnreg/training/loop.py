@@ -210,6 +210,9 @@ class _Run:
         if plan["error"]:
             raise FileExistsError(plan["error"])
         if plan["path"] is None:
+            initialize = getattr(self.task, "initialize", None)
+            if callable(initialize):
+                initialize(self.model)  # a fresh run: the task's pretrained start, in every process
             return
         path = Path(plan["path"])
         state = load_checkpoint(path)

@@ -49,7 +49,8 @@ __all__ = [
     "check_model_options",
 ]
 
-_BUILTIN_MODULES = ("learnreg.training.sources", "learnreg.training.tasks", "learnreg.training.nett")
+_BUILTIN_MODULES = ("learnreg.training.sources", "learnreg.training.tasks", "learnreg.training.nett",
+                    "learnreg.training.pnpreg", "learnreg.training.rg")
 
 
 @dataclass(frozen=True)

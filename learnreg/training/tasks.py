@@ -79,6 +79,8 @@ class Task(Protocol):
     a task with state of its own that changes during training (tensors and
     plain types only); the loop checkpoints it per process. Such state lives in
     the main process: it is not seen by ``make_batch`` in worker processes.
+    ``initialize(model)``: called once before the first step of a fresh run (not
+    when resuming from a checkpoint), e.g. to load pretrained weights into ``model``.
     """
 
     metric_names: tuple[str, ...]

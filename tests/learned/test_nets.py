@@ -115,6 +115,8 @@ def test_dncnn_residual_learning_and_noise_map():
     {"architecture": "nett_unet", "channels": 1, "widths": [4, 8, 16], "negative_slope": 0.1,
      "residual": True, "bias": False},
     {"architecture": "umsgnet", "width": 6, "levels": 2, "lowpass_sigma": 1.5, "guide_channels": 3},
+    {"architecture": "rg_pair", "denoiser": {"channels": 3, "widths": [4, 8], "blocks": 1, "noise_map": True},
+     "gradient": {"channels": 3, "widths": [4, 8], "blocks": 0, "noise_map": False}},
 ])
 def test_config_round_trip_through_json(config):
     net = build_network(config)
@@ -126,7 +128,7 @@ def test_config_round_trip_through_json(config):
 
 
 def test_registry_errors():
-    assert set(ARCHITECTURES) == {"drunet", "dncnn", "nett_unet", "umsgnet"}
+    assert set(ARCHITECTURES) == {"drunet", "dncnn", "nett_unet", "umsgnet", "rg_pair"}
     with pytest.raises(ValueError, match="unknown architecture 'unet'; valid: drunet, dncnn"):
         build_network({"architecture": "unet"})
     with pytest.raises(ValueError, match="unknown keys"):

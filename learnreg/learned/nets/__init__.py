@@ -21,11 +21,12 @@ from learnreg.learned.nets.dncnn import DnCNN, DnCNNConfig
 from learnreg.learned.nets.drunet import DRUNET_PRESETS, DRUNet, DRUNetConfig
 from learnreg.learned.nets.msgnet import UMSGNet, UMSGNetConfig
 from learnreg.learned.nets.nett_unet import NETTUNet, NETTUNetConfig
+from learnreg.learned.nets.pair import RegularizerPair, RegularizerPairConfig
 
 __all__ = [
     "ARCHITECTURES", "build_network", "network_config",
     "DRUNET_PRESETS", "DRUNet", "DRUNetConfig", "DnCNN", "DnCNNConfig",
-    "NETTUNet", "NETTUNetConfig", "UMSGNet", "UMSGNetConfig",
+    "NETTUNet", "NETTUNetConfig", "RegularizerPair", "RegularizerPairConfig", "UMSGNet", "UMSGNetConfig",
 ]
 
 # name -> (config dataclass, module class)
@@ -34,6 +35,7 @@ ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
     "dncnn": (DnCNNConfig, DnCNN),
     "nett_unet": (NETTUNetConfig, NETTUNet),
     "umsgnet": (UMSGNetConfig, UMSGNet),
+    "rg_pair": (RegularizerPairConfig, RegularizerPair),
 }
 
 
