@@ -32,8 +32,8 @@ $(VENV)/.bench: $(VENV)/.installed
 bench: $(VENV)/.bench
 	$(VENV)/bin/learnreg bench classical
 
-# The nine NETT depth priors of docs/benchmarks/dsrnett.md (Table 1 rows), one after the other.
-NETT_RECIPES := unet-s1 unet-s1-noise umsg-s2 umsg-s2-noise umsg-s2-decay umsg-s2-gtnoise umsg-s2-noisytarget umsg-s2-interp umsg-s2-onestep
+# The NETT depth priors of docs/benchmarks/dsrnett.md (9 Table 1 rows + 2 beyond the paper), one after the other.
+NETT_RECIPES := unet-s1 unet-s1-noise umsg-s2 umsg-s2-noise umsg-s2-decay umsg-s2-gtnoise umsg-s2-noisytarget umsg-s2-interp umsg-s2-onestep umsg-s2-refine unet-s1-refine
 nett-priors: install
 	for r in $(NETT_RECIPES); do $(PY) -m learnreg.training recipes/nett/$$r.yaml || exit 1; done
 
