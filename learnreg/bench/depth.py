@@ -152,7 +152,7 @@ def nett_trajectory(prior: str, depth: Tensor, guide: Tensor, *, params: dict[st
 
     problem = box_problem(depth, guide)
     loaded = load_nett_prior(prior)
-    params = {**params, "depth_scale": 1.0}  # scenes are in the priors' own unit (far plane 1)
+    params = {"init": "auto", **params, "depth_scale": 1.0}  # the paper's start; scenes in the priors' unit
     scale = 1.0
     regularizer = NETT(loaded.network, scheme=loaded.scheme, coercive=params.get("coercive", 0.0),
                        guide=guide if loaded.guided else None)
@@ -267,7 +267,7 @@ def beyond(prior: str, *, count: int, size: int, tuning: int = 3) -> list[dict]:
     configs = [("network alone", "nett-network", {}, None),
                ("network + projection", "nett", {"init": "network", "alpha": 0.0, "iterations": 1}, None),
                ("NETT from the network", "nett", {"init": "network", "iterations": 30}, BEYOND_GRID[1:]),
-               ("NETT from the approximation", "nett", {"iterations": 60}, BEYOND_GRID[1:])]
+               ("NETT from the approximation", "nett", {"init": "auto", "iterations": 60}, BEYOND_GRID[1:])]
     rows = []
     for label, method, params, grid in configs:
         params = {"prior": prior, "depth_scale": 1.0, **params}
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         methods.append((f"{prior} network alone", "nett-network", {"prior": prior, "depth_scale": 1.0}))
         if prior in ("nett-unet-s1-noise", "nett-umsg-s2-noise"):  # NETT of every prior: Table 1 and below
             methods.append((f"{prior} NETT", "nett", {"prior": prior, "alpha": args.alpha, "depth_scale": 1.0,
-                                                      "iterations": args.iterations}))
+                                                      "iterations": args.iterations, "init": "auto"}))
     baseline_rows = []
     for family in ("gdsr", "heldout"):
         baseline_rows += baselines(family=family, count=args.scenes, size=args.size, methods=methods)

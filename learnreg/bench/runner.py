@@ -73,12 +73,15 @@ def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool 
         operator = degradation.build_operator()
         problem = Problem(y, operator, sigma=degradation.sigma)
         for method in methods:
-            chosen = get_method(method)
+            # "METHOD@PRIOR" runs METHOD with a named prior, e.g. "denoiser@drunet-rgb"
+            base, _, prior = method.partition("@")
+            chosen = get_method(base)
             if not chosen.applies(operator):
                 continue
             try:
                 # the first image records PSNR along iterations, for the curves (never to pick an iterate)
-                result = restore(problem, method, reference=clean if index == 0 else None)
+                result = restore(problem, base, params={"prior": prior} if prior else None,
+                                 reference=clean if index == 0 else None)
             except ImportError as error:  # optional method (e.g. bm3d) not installed
                 logger.warning("skipping %s: %s", method, error)
                 continue

@@ -29,7 +29,9 @@ noise-free one, which keeps every step size finite and the last denoising step m
 Priors come from :func:`register_prior` (any callable ``D(x, sigma)``; what tests and
 Python users plug in) or from the shipped weights (:func:`learnreg.hub.list_models`);
 ``prior="auto"`` takes the largest shipped denoiser whose channels match the image,
-else the largest gray one (through the opponent colour transform for RGB). A shipped
+else the largest gray one (through the opponent colour transform for RGB); for RGB
+images it prefers ``drunet-gray`` through the opponent transform, which measured
+better than ``drunet-rgb`` on the RGB development crops. A shipped
 regularizer pair (``rg_pair``: pnpReG, RG1, RERG) serves its denoiser, and a denoiser trained
 by another task than ``denoise`` (MTDEQ) serves as is, both by name only.
 """
@@ -148,6 +150,11 @@ def _load_network(path: str, sha256: str, device: str, dtype: torch.dtype) -> to
     return load_weights(path, device=device).to(dtype=dtype)
 
 
+# On the RGB development crops the gray denoiser through the opponent transform beats the
+# RGB-trained one of the same size by 0.8-1.1 dB (docs/benchmarks/denoising.md), so auto uses it.
+PREFERRED_FOR_RGB = "drunet-gray"
+
+
 def resolve_prior(name: str, *, image_channels: int, device: torch.device | str = "cpu",
                   dtype: torch.dtype = torch.float32) -> tuple[PriorEntry, str]:
     """The denoiser called ``name`` (or chosen for ``"auto"``) and the name it resolved to.
@@ -172,6 +179,8 @@ def resolve_prior(name: str, *, image_channels: int, device: torch.device | str 
             raise ValueError(f"no shipped denoiser takes {image_channels}-channel images (nor gray ones); "
                              f"shipped: {', '.join(sorted(shipped))}")
         name = max(fitting, key=lambda n: (shipped[n]["parameters"], n))
+        if image_channels == 3 and PREFERRED_FOR_RGB in plain:
+            name = PREFERRED_FOR_RGB
         logger.info("prior auto -> %s", name)
     if name in models:
         path = models[name]["path"]
