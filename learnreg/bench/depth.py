@@ -148,7 +148,7 @@ def nett_trajectory(prior: str, depth: Tensor, guide: Tensor, *, params: dict[st
     """Run ``nett`` on one scene, recording objective, RMSE_d and RMSE_v at every iteration."""
     from learnreg.regularizers import L2Data, NETT
     from learnreg.restore.methods import restore
-    from learnreg.restore.nett import load_nett_prior
+    from learnreg.restore.nett import load_nett_prior, upsample_depth
 
     problem = box_problem(depth, guide)
     loaded = load_nett_prior(prior)
@@ -166,7 +166,8 @@ def nett_trajectory(prior: str, depth: Tensor, guide: Tensor, *, params: dict[st
         for key, value in depth_errors(x_scaled * scale, depth).items():
             curves[key].append(value)
 
-    initial = restore(problem, "nett", params={**params, "iterations": 1, "alpha": 0.0, "step": 1e-12}).x
+    approximation = loaded.approximation if params["init"] == "auto" else params["init"]
+    initial = upsample_depth(problem.y, problem.operator, approximation)  # the solver's x_0 (depth_scale 1)
     record(initial / scale)
     result = restore(problem, "nett", params=params, callback=lambda state, history: record(state.x))
     network = restore(problem, "nett-network", params={"prior": prior, "depth_scale": 1.0}).x
