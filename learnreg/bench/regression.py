@@ -26,6 +26,10 @@ DENOISER_CASE = {"kind": "denoiser", "image": "camera", "size": 128, "sigma": 25
 # NETT depth priors: one gdsr test scene (64x64), box x4; RMSE_d of the network alone (it depends on every weight)
 # and of 5 NETT iterations after it (s alpha = 0.01).
 NETT_CASE = {"kind": "nett", "family": "gdsr", "size": 64, "seed": 900_000, "iterations": 5, "alpha": 6.25e-4}
+# Regularizer pairs, second case (``regression_gradient``): their G through rg-gd (Anderson, 20 evaluations) on
+# bicubic SR x2 of the motorcycle_right 64x64 crop, noise 0.01, seed 0 -- it depends on every weight of G.
+GRADIENT_CASE = {"kind": "gradient", "image": "motorcycle_right", "size": 64, "operator": "sr:2:bicubic",
+                 "sigma": 0.01, "seed": 0, "iterations": 20}
 
 
 def default_case(name: str) -> dict:
@@ -43,12 +47,17 @@ def measure(name: str, case: dict | None = None) -> float:
     case = dict(default_case(name) if case is None else case)
     if case.get("kind") == "nett":
         return _measure_nett(name, case)
+    gradient = case.get("kind") == "gradient"
     clean = sample(case["image"], size=case["size"])
-    degradation = Degradation.from_strings("identity", f"gaussian:{case['sigma']}", shape=tuple(clean.shape[1:]),
-                                           seed=case["seed"])
+    degradation = Degradation.from_strings(case["operator"] if gradient else "identity", f"gaussian:{case['sigma']}",
+                                           shape=tuple(clean.shape[1:]), seed=case["seed"])
     y = degradation.apply(clean, torch.Generator().manual_seed(case["seed"]))
-    result = restore(Problem(y, degradation.build_operator(), sigma=degradation.sigma), "denoiser",
-                     params={"prior": name})
+    problem = Problem(y, degradation.build_operator(), sigma=degradation.sigma)
+    if gradient:
+        result = restore(problem, "rg-gd", params={"prior": name, "solver": "anderson",
+                                                   "iterations": case["iterations"]})
+    else:
+        result = restore(problem, "denoiser", params={"prior": name})
     return float(psnr(result.x.clamp(0, 1), clean))
 
 
@@ -81,6 +90,9 @@ def record(name: str) -> dict:
     case = default_case(name)
     entry = dict(case, **{metric_name(case): round(measure(name, case), 6)})
     data["regression"] = entry
+    if data["config"].get("architecture") == "rg_pair":
+        case = dict(GRADIENT_CASE)
+        data["regression_gradient"] = dict(case, psnr=round(measure(name, case), 6))
     atomic_write_text(path, json.dumps(data, indent=1))
     return entry
 

@@ -119,5 +119,5 @@ SUITES: dict[str, Suite] = {
 
 def get_suite(name: str) -> Suite:
     if name not in SUITES:
-        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(sorted(SUITES))}, timing")
+        raise ValueError(f"unknown suite {name!r}; valid suites: {', '.join(sorted(SUITES))}, timing, dsrnett, rg")
     return SUITES[name]

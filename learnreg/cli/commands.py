@@ -248,9 +248,9 @@ def run_restore(args) -> int:
 # -- bench ---------------------------------------------------------------------
 def _register_bench(sub) -> None:
     p = sub.add_parser("bench", help="run a benchmark suite and write docs/benchmarks/SUITE.{md,json,png}",
-                       epilog="examples:\n  learnreg bench classical\n  learnreg bench classical --methods tv,tikhonov --images camera,brick\n  learnreg bench timing\n  learnreg bench dsrnett --quick     # depth SR with NETT: Table 1 and baselines",
+                       epilog="examples:\n  learnreg bench classical\n  learnreg bench classical --methods tv,tikhonov --images camera,brick\n  learnreg bench timing\n  learnreg bench dsrnett --quick     # depth SR with NETT: Table 1 and baselines\n  learnreg bench rg                  # regularizing gradients: Willingham et al. Tables 1-2, acceleration",
                        formatter_class=_formatter)
-    p.add_argument("suite", help="suite name (classical, denoising, pnp, timing, dsrnett)")
+    p.add_argument("suite", help="suite name (classical, denoising, pnp, timing, dsrnett, rg)")
     p.add_argument("--images", help="comma-separated development image names, or a folder of images")
     p.add_argument("--methods", help="comma-separated methods (default: the suite's)")
     p.add_argument("--out-dir", default="docs/benchmarks", help="report folder (default docs/benchmarks)")
@@ -268,6 +268,13 @@ def run_bench(args) -> int:
         from learnreg.bench.depth import main as run_dsrnett
 
         return run_dsrnett(["--out-dir", args.out_dir] + (["--quick"] if args.quick else []))
+    if args.suite == "rg":
+        if args.methods:
+            raise UserError("rg runs the paper's fixed methods; drop --methods (see python -m learnreg.bench.rg --help)")
+        from learnreg.bench.rg import main as run_rg
+
+        return run_rg(["--out-dir", args.out_dir] + (["--images", args.images] if args.images else [])
+                      + (["--quick"] if args.quick else []))
 
     methods = args.methods.split(",") if args.methods else None
     report = run_suite(args.suite, images=args.images, methods=methods, out_dir=args.out_dir, quick=args.quick, progress=True)

@@ -31,6 +31,10 @@ def test_shipped_weight_reaches_recorded_quality(model):
     metric = metric_name(case)
     tolerance = {"psnr": {"abs": 0.02}, "rmse_d": {"rel": 2e-3}}[metric]
     assert measure(model["name"], case) == pytest.approx(record["regression"][metric], **tolerance)
+    if record["config"]["architecture"] == "rg_pair":  # a pair's G too, through rg-gd
+        assert "regression_gradient" in record, f"{model['name']}: rerun python -m learnreg.bench.regression"
+        case = {k: v for k, v in record["regression_gradient"].items() if k != "psnr"}
+        assert measure(model["name"], case) == pytest.approx(record["regression_gradient"]["psnr"], abs=0.02)
 
 
 def test_recipes_of_shipped_weights_exist():

@@ -96,7 +96,8 @@ def test_gd_fixed_point_is_the_closed_form(closed_forms, solver):
 
 def test_adam_gets_close_and_the_floor_weights_a_noise_free_problem(closed_forms):
     problem = _identity_problem()
-    result = restore(problem, "rg-gd", params={"prior": "test-linear", "iterations": 300, "lr": 0.01})
+    result = restore(problem, "rg-gd", params={"prior": "test-linear", "solver": "adam", "iterations": 300,
+                                                "lr": 0.01})
     assert result.history.evaluations[-1] == 300
     assert torch.allclose(result.x, problem.y / (1 + SIGMA**2 * C), atol=0.02)
     noise_free = Problem(problem.y, problem.operator, sigma=0.0)  # s = floor = 0.05 here
