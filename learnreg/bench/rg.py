@@ -56,6 +56,7 @@ from learnreg.data.samples import sample
 from learnreg.metrics.image import psnr, ssim
 from learnreg.physics.spec import Degradation
 from learnreg.restore.methods import Problem, restore
+from learnreg.restore.rg import ETA_GD, resolve_gradient
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +67,6 @@ SIZE = 128
 PRIORS = {"pnpReG": "rg-pnpreg", "RG1": "rg-rg1", "DEQGD": "rg-deqgd", "RERG": "rg-rerg"}
 PAPER_ITERATIONS = 1500
 FAST_EVALUATIONS = 150
-ETA_GD = 0.05  # the GD map's training step (learnreg.restore.rg.ETA_GD)
 LONG_STEP_FACTOR = 10  # GD with a 10x step: the same gradient flow time in a tenth of the evaluations
 
 
@@ -165,7 +165,6 @@ def _images(setting: BenchSetting, names: tuple[str, ...], size: int) -> list[tu
 def _gd_residual(x: torch.Tensor, problem: Problem, model: str) -> float:
     """``||g(x) - x|| / ||x||`` for the GD map (14) at eta = 0.05 of ``model``'s ``G``."""
     from learnreg.learned.deq import gd_map
-    from learnreg.restore.rg import ETA_GD, resolve_gradient
 
     entry, _ = resolve_gradient(model, image_channels=x.shape[1])
     with torch.no_grad():
@@ -179,7 +178,8 @@ def _key(setting: BenchSetting, image: str, row: Row) -> str:
 
 
 def run(*, images: tuple[str, ...] = IMAGES, size: int = SIZE, cache: Path | None = None,
-        settings: tuple[BenchSetting, ...] = SETTINGS, rows: list[Row] | None = None, progress: bool = True) -> dict[str, dict[str, Any]]:
+        settings: tuple[BenchSetting, ...] = SETTINGS, rows: list[Row] | None = None, progress: bool = True
+        ) -> dict[str, dict[str, Any]]:
     """Every (setting, image, row) result; first-image runs keep their PSNR curve and output."""
     rows = rows_for(PRIORS) if rows is None else rows
     done: dict[str, dict[str, Any]] = {}
@@ -202,8 +202,7 @@ def run(*, images: tuple[str, ...] = IMAGES, size: int = SIZE, cache: Path | Non
                 history = result.history
                 entry = {"psnr": float(psnr(x, clean)), "ssim": float(ssim(x, clean)), "status": result.status,
                          "seconds": result.seconds,
-                         "evaluations": None if history is None else history.evaluations[-1] if history.evaluations
-                         else history.iterations,
+                         "evaluations": history.evaluations[-1] if history and history.evaluations else None,
                          "curve": history.psnr if (index == 0 and history is not None) else None}
                 if row.method == "rg-gd":
                     entry["residual"] = _gd_residual(result.x, problem, row.parameters["prior"])
@@ -218,8 +217,9 @@ def run(*, images: tuple[str, ...] = IMAGES, size: int = SIZE, cache: Path | Non
     return done
 
 
-def _output_path(cache: Path | None, key: str) -> Path:
-    folder = (cache or Path("runs/bench-rg.json")).with_suffix(".outputs")
+def _output_path(cache: Path, key: str) -> Path:
+    """Where the first image's output of run ``key`` is kept, beside the cache (for the crops)."""
+    folder = cache.with_suffix(".outputs")
     folder.mkdir(parents=True, exist_ok=True)
     return folder / (key.replace("|", "__").replace(" ", "_").replace(",", "").replace("%", "") + ".pt")
 
@@ -238,7 +238,6 @@ def deqgd_convergence(*, model: str = "rg-deqgd", batches: int = 24, seed: int =
 
     from learnreg.data.degradations import MultiTaskConfig, MultiTaskDegradation
     from learnreg.learned.deq import DEQStats, deq_fixed_point, gd_map
-    from learnreg.restore.rg import resolve_gradient
     from learnreg.training.config import load_config
     from learnreg.training.rg_common import batch_operator, draw_degraded_batch
     from learnreg.training.sources import build_source
@@ -453,8 +452,8 @@ def markdown(table, rows: list[Row], claim_rows, accel_rows, convergence, *, ima
               f"({images[0]})", "",
               f"Same map (eq. 14, eta = 0.05); target: within 0.1 dB of the {paper_iterations}-iteration PSNR. "
               "`res` = ||g(x) - x|| / ||x|| at the returned iterate (how far from the fixed point it is).", "",
-              f"| prior | setting | GD {paper_iterations} | res | GD step x{LONG_STEP_FACTOR}, {fast_evaluations} | res | "
-              f"Nesterov {fast_evaluations} | res | Anderson {fast_evaluations} | res | Adam {paper_iterations} |",
+              f"| prior | setting | GD {paper_iterations} | res | "
+              f"GD step x{LONG_STEP_FACTOR}, {fast_evaluations} | res | Nesterov {fast_evaluations} | res | Anderson {fast_evaluations} | res | Adam {paper_iterations} |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(value, spec):
