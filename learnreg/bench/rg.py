@@ -493,7 +493,9 @@ def markdown(table, rows: list[Row], claim_rows, accel_rows, convergence, *, ima
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m learnreg.bench.rg", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out-dir", default="docs/benchmarks")
+    parser.add_argument("--out-dir", default=None,
+                        help="report folder (default docs/benchmarks; out/bench-rg-quick with --quick, so that a smoke "
+                             "run never overwrites the committed report)")
     parser.add_argument("--cache", default="runs/bench-rg.json",
                         help="per-run results, reused by a later call (delete it to start over)")
     parser.add_argument("--images", default=",".join(IMAGES))
@@ -513,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = rows_for(priors)
     settings = SETTINGS
     cache = Path(args.cache)
+    if args.out_dir is None:
+        args.out_dir = "out/bench-rg-quick" if args.quick else "docs/benchmarks"
     if args.quick:
         images, settings = images[:1], (SETTINGS[1], SETTINGS[6])
         paper, fast = 30, 10

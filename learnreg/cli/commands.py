@@ -273,8 +273,9 @@ def run_bench(args) -> int:
             raise UserError("rg runs the paper's fixed methods; drop --methods (see python -m learnreg.bench.rg --help)")
         from learnreg.bench.rg import main as run_rg
 
-        return run_rg(["--out-dir", args.out_dir] + (["--images", args.images] if args.images else [])
-                      + (["--quick"] if args.quick else []))
+        quick_default = args.quick and args.out_dir == "docs/benchmarks"  # a smoke run never overwrites the report
+        return run_rg(([] if quick_default else ["--out-dir", args.out_dir])
+                      + (["--images", args.images] if args.images else []) + (["--quick"] if args.quick else []))
 
     methods = args.methods.split(",") if args.methods else None
     report = run_suite(args.suite, images=args.images, methods=methods, out_dir=args.out_dir, quick=args.quick, progress=True)
