@@ -162,6 +162,13 @@ def _images(setting: BenchSetting, names: tuple[str, ...], size: int) -> list[tu
     return [(name, _center_crop(_as_mode(sample(name), "rgb"), crop)) for name in names]
 
 
+def _problem(setting: BenchSetting, clean: torch.Tensor, index: int) -> Problem:
+    """The degraded problem of image number ``index`` (noise and mask seeded by ``index``)."""
+    degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=index)
+    y = degradation.apply(clean, torch.Generator().manual_seed(index))
+    return Problem(y, degradation.build_operator(), sigma=degradation.sigma)
+
+
 def _gd_residual(x: torch.Tensor, problem: Problem, model: str) -> float:
     """``||g(x) - x|| / ||x||`` for the GD map (14) at eta = 0.05 of ``model``'s ``G``."""
     from learnreg.learned.deq import gd_map
@@ -187,10 +194,7 @@ def run(*, images: tuple[str, ...] = IMAGES, size: int = SIZE, cache: Path | Non
         done = json.loads(cache.read_text(encoding="utf-8"))
     for setting in settings:
         for index, (name, clean) in enumerate(_images(setting, images, size)):
-            degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]),
-                                                   seed=index)
-            y = degradation.apply(clean, torch.Generator().manual_seed(index))
-            problem = Problem(y, degradation.build_operator(), sigma=degradation.sigma)
+            problem = _problem(setting, clean, index)
             for row in rows:
                 if row.group == "acceleration" and index:
                     continue
@@ -347,20 +351,18 @@ def acceleration(done: dict[str, dict[str, Any]], rows: list[Row], image: str,
         found = {kind: _find(rows, name, kind) for kind in ("gd", "anderson", "nesterov", "adam", "gd-long")}
         for setting in settings:
             runs = {kind: (done.get(_key(setting, image, row)) if row else None) for kind, row in found.items()}
-            reference, fast, nesterov, adam, long = (runs[k] for k in ("gd", "anderson", "nesterov", "adam", "gd-long"))
-            if reference is None or fast is None:
+            reference = runs.pop("gd")
+            if reference is None or runs["anderson"] is None:
                 continue
-            out.append({"prior": name, "setting": setting.label, "gd1500": reference["psnr"],
-                        "gd1500_residual": reference.get("residual"), "anderson150": fast["psnr"],
-                        "anderson150_residual": fast.get("residual"),
-                        "nesterov150": None if nesterov is None else nesterov["psnr"],
-                        "nesterov150_residual": None if nesterov is None else nesterov.get("residual"),
-                        "adam1500": None if adam is None else adam["psnr"],
-                        "gd_long150": None if long is None else long["psnr"],
-                        "gd_long150_residual": None if long is None else long.get("residual"),
-                        "gd_long_within": long is not None and abs(long["psnr"] - reference["psnr"]) <= 0.1,
-                        "anderson_within": abs(fast["psnr"] - reference["psnr"]) <= 0.1,
-                        "nesterov_within": nesterov is not None and abs(nesterov["psnr"] - reference["psnr"]) <= 0.1})
+            entry = {"prior": name, "setting": setting.label, "gd1500": reference["psnr"],
+                     "gd1500_residual": reference.get("residual"),
+                     "adam1500": None if runs["adam"] is None else runs["adam"]["psnr"]}
+            for kind, field in (("anderson", "anderson"), ("nesterov", "nesterov"), ("gd-long", "gd_long")):
+                run_ = runs[kind]
+                entry[f"{field}150"] = None if run_ is None else run_["psnr"]
+                entry[f"{field}150_residual"] = None if run_ is None else run_.get("residual")
+                entry[f"{field}_within"] = run_ is not None and abs(run_["psnr"] - reference["psnr"]) <= 0.1
+            out.append(entry)
     return out
 
 
@@ -394,9 +396,8 @@ def _figures(out: Path, done: dict[str, dict[str, Any]], cache: Path, image: str
         if setting.key not in ("completion-80", "completion-90", "deblur-1.6", "deblur-2.0", "sr2-b-01", "sr3-g-01"):
             continue
         clean = _images(setting, (image,), SIZE)[0][1]
-        degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=0)
-        y = degradation.apply(clean, torch.Generator().manual_seed(0))
-        row = [(f"{setting.label}\ninput", upsample_for_display(y, degradation.build_operator()))]
+        problem = _problem(setting, clean, 0)
+        row = [(f"{setting.label}\ninput", upsample_for_display(problem.y, problem.operator))]
         for name in shown:
             key = _key(setting, image, by_name[name])
             path = _output_path(cache, key)
@@ -453,7 +454,8 @@ def markdown(table, rows: list[Row], claim_rows, accel_rows, convergence, *, ima
               f"Same map (eq. 14, eta = 0.05); target: within 0.1 dB of the {paper_iterations}-iteration PSNR. "
               "`res` = ||g(x) - x|| / ||x|| at the returned iterate (how far from the fixed point it is).", "",
               f"| prior | setting | GD {paper_iterations} | res | "
-              f"GD step x{LONG_STEP_FACTOR}, {fast_evaluations} | res | Nesterov {fast_evaluations} | res | Anderson {fast_evaluations} | res | Adam {paper_iterations} |",
+              f"GD step x{LONG_STEP_FACTOR}, {fast_evaluations} | res | Nesterov {fast_evaluations} | res | "
+              f"Anderson {fast_evaluations} | res | Adam {paper_iterations} |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def fmt(value, spec):
