@@ -25,7 +25,13 @@ VibrantLeaves additions of ``rachddou/DeadLeavesPlus`` made optional):
 4. colour = a random pixel of a random natural image (the palette, below);
    optionally a texture (1/f noise or a sinusoid, same across channels) and,
    on shapes larger than ``ramp_radius * size``, a linear ramp;
-5. everything is drawn on a canvas ``supersample`` times larger and
+5. optionally (probability ``strokes`` per image) thin straight strokes are
+   laid on top of the leaves: one to four groups, each a single stroke or a
+   family of 3 to 12 parallel, equally spaced ones (mortar between bricks,
+   fences, tiles, window frames), 0.7 to 4 pixels wide, a flat palette colour
+   per group. Disks alone have no straight edges and no long thin lines, and a
+   denoiser trained on them frays both (brick mortar, camera's tripod);
+6. everything is drawn on a canvas ``supersample`` times larger and
    box-averaged down, which anti-aliases the edges (a mild blur).
 
 Painting is vectorised: shapes are drawn in batches; small shapes are grouped
@@ -113,6 +119,8 @@ class DeadLeavesConfig(DictConfig):
         Exponent of ``p(r) ∝ r^-alpha``, > 1; 3 gives a ``1/f^2`` spectrum.
     polygons : float
         Probability that a shape is a convex polygon instead of a disk.
+    strokes : float
+        Probability that an image gets a layer of thin straight strokes on top.
     textures : bool
         Give half of the shapes a texture (1/f noise or a sinusoid).
     ramps : bool
@@ -135,6 +143,7 @@ class DeadLeavesConfig(DictConfig):
     r_max: float | None = None
     alpha: float = 3.0
     polygons: float = 0.0
+    strokes: float = 0.0
     textures: bool = True
     ramps: bool = True
     ramp_radius: float = 0.2
@@ -144,13 +153,14 @@ class DeadLeavesConfig(DictConfig):
 
     def __post_init__(self) -> None:
         _check(size=(self.size, self.size), channels=self.channels, r_min=self.r_min,
-               r_max=self.r_max, alpha=self.alpha, polygons=self.polygons,
+               r_max=self.r_max, alpha=self.alpha, polygons=self.polygons, strokes=self.strokes,
                supersample=self.supersample, max_shapes=self.max_shapes)
 
 
 
 def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float | None,
-           alpha: float, polygons: float, supersample: int, max_shapes: int) -> None:
+           alpha: float, polygons: float, supersample: int, max_shapes: int,
+           strokes: float = 0.0) -> None:
     if min(size) <= 0:
         raise ValueError(f"dead_leaves: size must be positive, got {size}")
     if channels not in (1, 3):
@@ -161,6 +171,8 @@ def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float |
         raise ValueError(f"dead_leaves: alpha must be > 1 (3 for a 1/f^2 spectrum), got {alpha}")
     if not 0 <= polygons <= 1:
         raise ValueError(f"dead_leaves: polygons is a probability in [0, 1], got {polygons}")
+    if not 0 <= strokes <= 1:
+        raise ValueError(f"dead_leaves: strokes is a probability in [0, 1], got {strokes}")
     if supersample < 1 or max_shapes < 1:
         raise ValueError(f"dead_leaves: supersample and max_shapes must be >= 1, "
                          f"got {supersample} and {max_shapes}")
@@ -289,11 +301,45 @@ def _noise_fields(count: int, height: int, width: int, generator: torch.Generato
     return field / field.std(dim=(1, 2), keepdim=True).clamp(min=1e-12)
 
 
+def _paint_strokes(index: Tensor, first: int, size: int, supersample: int,
+                   generator: torch.Generator) -> int:
+    """Set ``index`` (Hc, Wc) to ``first + k`` on the pixels of stroke group k; returns the group count.
+
+    A group is one stroke or 3 to 12 parallel, equally spaced ones, of one width
+    (0.7 to 4 output pixels) and length (0.3 to 1.5 ``size``); a third of the
+    groups is axis-aligned. Groups painted later lie on top.
+    """
+    height, width = index.shape
+    s = float(supersample)
+    y = (torch.arange(height, dtype=torch.float32) + 0.5)[:, None]
+    x = (torch.arange(width, dtype=torch.float32) + 0.5)[None, :]
+    groups = int(torch.randint(1, 5, (1,), generator=generator))
+    for k in range(groups):
+        u = torch.rand(8, generator=generator).tolist()
+        angle = u[0] * math.pi
+        if u[1] < 1 / 3:
+            angle = round(angle / (math.pi / 2)) * (math.pi / 2)
+        ty, tx = math.sin(angle), math.cos(angle)  # along the strokes
+        ny, nx = tx, -ty  # across
+        half_width = 0.5 * (0.7 + 3.3 * u[2]) * s
+        half_length = 0.5 * (0.3 + 1.2 * u[3]) * size * s
+        cy, cx = u[4] * height, u[5] * width
+        count = 1 if u[6] < 0.5 else int(torch.randint(3, 13, (1,), generator=generator))
+        spacing = (6.0 + 34.0 * u[7]) * s
+        along = (y - cy) * ty + (x - cx) * tx
+        across = (y - cy) * ny + (x - cx) * nx + 0.5 * (count - 1) * spacing
+        # distance to the nearest stroke centre line of the family, and which one it is
+        line = torch.round(across / spacing).clamp(0, count - 1)
+        mask = ((across - line * spacing).abs() <= half_width) & (along.abs() <= half_length)
+        index.masked_fill_(mask, first + k)
+    return groups
+
+
 def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: torch.Generator,
                 r_min: float = 1.0, r_max: float | None = None, alpha: float = 3.0,
                 polygons: float = 0.0, textures: bool = True, ramps: bool = True,
                 ramp_radius: float = 0.2, supersample: int = 3, max_uncovered: int = 4,
-                max_shapes: int = 50_000) -> Tensor:
+                max_shapes: int = 50_000, strokes: float = 0.0) -> Tensor:
     """Generate one dead-leaves image.
 
     Parameters
@@ -306,7 +352,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
         The only source of randomness: the same seed gives the same image.
     r_min, r_max : float
         Radius range in output pixels; ``r_max=None`` means ``max(H, W)``.
-    alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes
+    alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes, strokes
         See :class:`DeadLeavesConfig`.
 
     Returns
@@ -321,7 +367,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     """
     height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     _check(size=(height, width), channels=channels, r_min=r_min, r_max=r_max, alpha=alpha,
-           polygons=polygons, supersample=supersample, max_shapes=max_shapes)
+           polygons=polygons, supersample=supersample, max_shapes=max_shapes, strokes=strokes)
     s = int(supersample)
     r_max = float(max(height, width) if r_max is None else r_max)
     canvas_h, canvas_w = height * s, width * s
@@ -337,9 +383,13 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
         if int((index == _UNCOVERED).sum()) <= max_uncovered * s * s:
             break
     index[index == _UNCOVERED] = count  # the background: one more shape behind all others
-    cy, cx, r = (torch.cat([getattr(b, name) for b in batches] + [torch.zeros(1)])
+    groups = 0
+    if strokes > 0 and float(torch.rand(1, generator=generator)) < strokes:
+        groups = _paint_strokes(index, count + 1, max(height, width), s, generator)
+    # strokes get r = 0: no ramp
+    cy, cx, r = (torch.cat([getattr(b, name) for b in batches] + [torch.zeros(1 + groups)])
                  for name in ("cy", "cx", "r"))
-    n = count + 1
+    n = count + 1 + groups
 
     # per-shape table, gathered once per canvas pixel: colour (C), then the coefficients of
     # colour + a0 * field0 + a1 * field1 + a_wave * sin(ky * y + kx * x + phase) + gy * y + gx * x + g0
@@ -357,7 +407,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
         table[:, channels + 3] = frequency * torch.sin(orientation)
         table[:, channels + 4] = frequency * torch.cos(orientation)
         table[:, channels + 5] = torch.rand(n, generator=generator) * (2 * math.pi)
-        table[-1, channels:] = 0  # flat background
+        table[count:, channels:] = 0  # flat background and strokes
     if ramps:
         ramped = (r > ramp_radius * max(height, width) * s) & (torch.rand(n, generator=generator) < 0.7)
         slope = 0.3 * (2 * torch.rand(n, generator=generator) - 1) * ramped / r.clamp(min=1.0)
@@ -395,7 +445,8 @@ def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,
                     r_min=config.r_min, r_max=config.r_max, alpha=config.alpha,
                     polygons=config.polygons, textures=config.textures, ramps=config.ramps,
                     ramp_radius=config.ramp_radius, supersample=config.supersample,
-                    max_uncovered=config.max_uncovered, max_shapes=config.max_shapes)
+                    max_uncovered=config.max_uncovered, max_shapes=config.max_shapes,
+                    strokes=config.strokes)
         for _ in range(batch_size)
     ])
 
