@@ -155,3 +155,58 @@ def test_polygon_test_on_a_diamond():
     clear = (distance - 1).abs() > 1e-3  # leave the points on the edges to rounding
     assert torch.equal(inside[clear], (distance <= 1)[clear])
     assert clear.sum() > 500
+
+
+def test_strokes_are_optional_thin_and_straight():
+    from learnreg.data import deadleaves as module
+
+    # strokes = 0 draws nothing extra from the generator: the image stream is unchanged
+    assert torch.equal(dead_leaves(48, generator=_generator(7)),
+                       dead_leaves(48, generator=_generator(7), strokes=0.0))
+    with_strokes = dead_leaves(48, channels=1, generator=_generator(7), strokes=1.0)
+    assert with_strokes.min() >= 0 and with_strokes.max() <= 1
+    assert torch.equal(with_strokes, dead_leaves(48, channels=1, generator=_generator(7), strokes=1.0))
+
+    # every group is one stroke or a family of parallel ones: projected on the axis across
+    # them, its pixels fall in bands at most 4 px wide (plus one pixel of rasterisation)
+    for seed in range(6):
+        index = torch.zeros(96, 96, dtype=torch.int64)
+        groups = module._paint_strokes(index, 1, 96, 1, _generator(seed))
+        assert 1 <= groups <= 4 and int(index.max()) <= groups
+        for k in range(1, groups + 1):
+            ys, xs = (index == k).nonzero(as_tuple=True)
+            if len(ys) < 20:  # mostly hidden under later groups
+                continue
+            points = torch.stack([ys, xs], 1).double()
+            points -= points.mean(0)
+            # the stroke direction is the principal axis of the longest stroke's pixels;
+            # try the candidate directions (PCA of the whole group, and the axes) and keep
+            # the thinnest band structure
+            best = min(_band_widths(points, angle) for angle in torch.linspace(0, np.pi, 181)[:-1])
+            assert best <= 5.0, (seed, k, best)
+
+
+def _band_widths(points: torch.Tensor, angle: torch.Tensor) -> float:
+    """Widest run of occupied 1-px bins of the points projected across direction ``angle``."""
+    across = points[:, 0] * torch.cos(angle) - points[:, 1] * torch.sin(angle)
+    bins = torch.unique(torch.floor(across).long())
+    widest, run = 1, 1
+    for a, b in zip(bins[:-1].tolist(), bins[1:].tolist()):
+        run = run + 1 if b == a + 1 else 1
+        widest = max(widest, run)
+    return float(widest)
+
+
+def test_spectrum_with_polygons_and_strokes_stays_natural():
+    # the training recipe's data (polygons 0.3, strokes 0.5): still about 1/f^2
+    generator = _generator(0)
+    images = torch.stack([dead_leaves(256, channels=1, generator=generator, polygons=0.3,
+                                      strokes=0.5)[0] for _ in range(16)])
+    slope = _spectrum_slope(images, (0.02, 0.25))
+    print(f"spectrum slope (polygons 0.3, strokes 0.5): {slope:.3f}")
+    assert -2.3 < slope < -1.7
+
+
+def test_bad_strokes():
+    with pytest.raises(ValueError, match="strokes is a probability"):
+        DeadLeavesConfig(strokes=1.5)

@@ -9,7 +9,13 @@ Architecture, for widths ``[w0, w1, w2, w3]`` and ``b`` blocks per scale::
     x4 -> b x ResBlock(w3) -> h
     h + x4 -> 2x2 stride-2 transposed conv -> b x ResBlock(w2) -> h
     h + x3 -> ... -> h + x2 -> ... -> h
-    h + x1 -> conv3x3 -> output
+    h + x1 -> conv3x3 -> output                  (+ x with ``residual=True``)
+
+``residual=True`` adds a global skip: the network predicts ``D(x) - x`` (minus the
+noise) as DnCNN does, instead of the clean image as the paper's DRUNet does. At
+small noise levels the output then stays close to the input without the layers
+having to carry the whole image through, which a short CPU training needs (the
+direct form measured 1 to 3 dB below its noisy input at sigma = 1/255).
 
 ``ResBlock(w)`` is ``h + conv3x3(relu(conv3x3(h)))``. There is no bias and no
 normalisation anywhere, so the network is positively homogeneous:
@@ -65,12 +71,15 @@ class DRUNetConfig(DictConfig):
     noise_map : bool
         Take ``sigma`` as an extra input channel (a denoiser ``D(x, sigma)``);
         ``False`` for a regularizing gradient ``G(x)``.
+    residual : bool
+        Add the input to the output (global skip; the layers predict ``D(x) - x``).
     """
 
     channels: int = 3
     widths: tuple[int, ...] = (64, 128, 256, 512)
     blocks: int = 4
     noise_map: bool = True
+    residual: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -196,5 +205,5 @@ class DRUNet(nn.Module):
         h = self.body(skips[-1])
         for up in self.up:
             h = up(h + skips.pop())
-        h = self.tail(h + skips.pop())
-        return h[..., :height, :width]
+        h = self.tail(h + skips.pop())[..., :height, :width]
+        return x + h if self.config.residual else h
