@@ -12,6 +12,14 @@ squares in log-space-free form (offset from the noise-free settings, slope from
 the noisy ones). Run with ``python -m learnreg.bench.tune [--prior tv]``; the result
 is copied by hand into ``learnreg/restore/classical.py`` and committed with
 ``docs/benchmarks/tuning-PRIOR.json``.
+
+``--prior pnp-hqs`` tunes DPIR's two knobs instead, the weight ``lambda`` and the
+number of iterations (= denoiser evaluations, at most 40), with the shipped
+default denoiser: every pair of the grid runs on every classical setting, gray
+and RGB, and each task family keeps the pair with the best mean PSNR over its
+settings (one pair per family, not per setting, so the defaults do not chase
+single cases). The result is copied by hand into ``HQS_TUNED`` of
+``learnreg/restore/pnp.py``.
 """
 
 from __future__ import annotations
@@ -41,16 +49,8 @@ def scan(prior: str, *, size: int = 128, points: int = 11, iterations: int = 150
     for setting in settings:
         if prior not in setting.methods:
             continue
-        crop = size - size % setting.factor
-        images = load_images(None, suite, setting.mode, 256)
         # tune on 128x128 centre crops of the 256x256 benchmark crops (4x cheaper, same statistics)
-        start = (256 - crop) // 2
-        images = [(n, im[..., start : start + crop, start : start + crop].contiguous()) for n, im in images]
-        problems = []
-        for index, (name, clean) in enumerate(images):
-            degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=index)
-            y = degradation.apply(clean, torch.Generator().manual_seed(index))
-            problems.append((clean, Problem(y, degradation.build_operator(), sigma=degradation.sigma)))
+        problems = _problems(setting, suite, size)
         sigma = problems[0][1].sigma
         channels = problems[0][1].operator.in_shape[0]
         center = math.sqrt(channels) * (0.25 * sigma if sigma > 0 else 2e-4)
@@ -70,6 +70,56 @@ def scan(prior: str, *, size: int = 128, points: int = 11, iterations: int = 150
         print(f"{setting.label + ', ' + setting.mode:42s} best weight {grid[best]:.5f} ({scores[best]:.2f} dB)"
               + ("  [edge of grid]" if best in (0, points - 1) else ""), flush=True)
     return results
+
+
+HQS_LAMBDAS = (0.06, 0.12, 0.23, 0.45, 0.9)
+HQS_ITERATIONS = (8, 16, 24, 40)
+
+
+def _problems(setting, suite, size: int) -> list:
+    """(clean, Problem) on ``size``-squared centre crops of the benchmark crops (seeded as the bench)."""
+    crop = size - size % setting.factor
+    images = load_images(None, suite, setting.mode, 256)
+    start = (256 - crop) // 2
+    images = [(n, im[..., start : start + crop, start : start + crop].contiguous()) for n, im in images]
+    problems = []
+    for index, (_, clean) in enumerate(images):
+        degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=index)
+        y = degradation.apply(clean, torch.Generator().manual_seed(index))
+        problems.append((clean, Problem(y, degradation.build_operator(), sigma=degradation.sigma)))
+    return problems
+
+
+def scan_hqs(*, size: int = 128) -> dict:
+    """PSNR of pnp-hqs for every (lambda, iterations) of the grid on every classical setting, gray and RGB."""
+    suite = get_suite("classical")
+    grid = [(lam, k) for lam in HQS_LAMBDAS for k in HQS_ITERATIONS]
+    results = {}
+    for setting in (replace(s, mode=mode) for s in suite.settings for mode in ("gray", "rgb")):
+        problems = _problems(setting, suite, size)
+        scores = [statistics.fmean(
+            float(psnr(restore(p, "pnp-hqs", params={"lambda": lam, "iterations": k}).x.clamp(0, 1), c))
+            for c, p in problems) for lam, k in grid]
+        best = max(range(len(grid)), key=scores.__getitem__)
+        results[f"{setting.label}, {setting.mode}"] = {
+            "family": family(problems[0][1].operator), "grid": grid, "psnr": scores,
+            "best": grid[best], "best_psnr": scores[best]}
+        print(f"{setting.label + ', ' + setting.mode:42s} best lambda {grid[best][0]}, {grid[best][1]} "
+              f"iterations ({scores[best]:.2f} dB)", flush=True)
+    return results
+
+
+def fit_hqs(results: dict) -> dict:
+    """Per family, the (lambda, iterations) with the best mean PSNR over the family's settings."""
+    fitted = {}
+    for fam in sorted({r["family"] for r in results.values()}):
+        rows = [r for r in results.values() if r["family"] == fam]
+        grid = [tuple(g) for g in rows[0]["grid"]]
+        means = [statistics.fmean(r["psnr"][i] for r in rows) for i in range(len(grid))]
+        best = max(range(len(grid)), key=means.__getitem__)
+        fitted[fam] = {"lambda": grid[best][0], "iterations": grid[best][1], "mean_psnr": means[best],
+                       "edge_of_grid": grid[best][0] in (HQS_LAMBDAS[0], HQS_LAMBDAS[-1])}
+    return fitted
 
 
 def fit(results: dict) -> dict:
@@ -97,12 +147,19 @@ def fit(results: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prior", default="tv", choices=["tv", "tikhonov", "hyperlaplacian"])
+    parser.add_argument("--prior", default="tv", choices=["tv", "tikhonov", "hyperlaplacian", "pnp-hqs"])
     parser.add_argument("--out-dir", default="docs/benchmarks")
     parser.add_argument("--refit", action="store_true", help="refit from the saved scan instead of scanning again")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     saved = Path(args.out_dir) / f"tuning-{args.prior}.json"
+    if args.prior == "pnp-hqs":
+        results = json.loads(saved.read_text())["settings"] if args.refit else scan_hqs()
+        fitted = fit_hqs(results)
+        print(json.dumps(fitted, indent=1))
+        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(saved, json.dumps({"prior": args.prior, "fitted": fitted, "settings": results}, indent=1))
+        return 0
     if args.refit:
         results = json.loads(saved.read_text())["settings"]
         for label, r in results.items():  # scans saved before "factor" was recorded

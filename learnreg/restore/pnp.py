@@ -16,7 +16,7 @@ what ``tests/restore/test_pnp.py`` checks.
 ============  ==================================================  =====================
 method        denoiser level                                      default budget
 ============  ==================================================  =====================
-``pnp-hqs``   geometric, ``0.192`` (49/255) down to ``sigma_n``   8 evaluations
+``pnp-hqs``   geometric, ``0.192`` (49/255) down to ``sigma_n``   tuned per task family
 ``pnp-admm``  fixed ``sigma_d = max(sigma_n, 0.05)``              40
 ``pnp-fb``    fixed ``sigma_d``; sets ``lambda`` (see run_fb)     40
 ``red``       fixed ``sigma_d``                                   100
@@ -279,6 +279,19 @@ def _run(solver: Solver, prior: DenoiserPrior, problem: Problem, params: dict[st
 
 
 # -- the methods ----------------------------------------------------------------
+# pnp-hqs's (lambda, iterations) per task family (:func:`learnreg.restore.baselines.family`), tuned with the
+# shipped default denoiser on the development images (``python -m learnreg.bench.tune --prior pnp-hqs``,
+# docs/benchmarks/tuning-pnp-hqs.json); other families take DPIR's deblurring values.
+HQS_TUNED: dict[str, tuple[float, int]] = {"blur": (0.23, 8), "sr": (0.23, 8), "inpaint": (0.23, 8)}
+HQS_DPIR = (0.23, 8)
+
+
+def hqs_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``lambda`` and ``iterations`` of 0 replaced by the tuned values of the task family."""
+    lam, iterations = HQS_TUNED.get(family(problem.operator), HQS_DPIR)
+    return {**params, "lambda": params["lambda"] or lam, "iterations": params["iterations"] or iterations}
+
+
 def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
     """DPIR (Zhang et al., TPAMI 2021): HQS with a decreasing denoiser level.
 
@@ -296,8 +309,13 @@ def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     with ``w = lambda sigma_n^2`` and penalties ``mu_k = alpha_k``: its prior step
     ``prox_{g / mu_k}`` runs the denoiser at ``sqrt(w / mu_k) = sigma_k``. ``lambda = 0.23``
     is DPIR's value for deblurring; ``K = 8`` and ``sigma_start = 0.192`` (49/255) are DPIR's.
-    The output is ``z_K``, one denoiser call per iteration.
+    By default (``lambda = iterations = 0``) both come from :data:`HQS_TUNED` for the task
+    family. The output is ``z_K``, one denoiser call per iteration.
     """
+    if params["lambda"] < 0 or params["iterations"] < 0:
+        raise ValueError(f"parameters lambda and iterations must be > 0 (0 = tuned for the task), "
+                         f"got {params['lambda']} and {params['iterations']}")
+    params = hqs_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
     scale = params["scale"]
     sigma_end = params["sigma_end"] * scale if params["sigma_end"] > 0 else sigma_n
@@ -393,12 +411,13 @@ def _linear(operator: Operator) -> bool:
 
 def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[str, Parameter]
                 ) -> dict[str, Parameter]:
+    tuned = " (0 = tuned for the task family)" if iterations == 0 else ""
     weight = {} if lam is None else {"lambda": Parameter(float, lam, "regularization weight relative to sigma_n^2 "
-                                                                      "(1 = MAP)")}
+                                                                      "(1 = MAP)" + tuned)}
     return {
         "prior": Parameter(str, "auto", "denoiser: a shipped model (`learnreg models`), a weights .json path, or a "
                                         "name from register_prior; auto = largest shipped one fitting the image"),
-        "iterations": Parameter(int, iterations, "iterations (one denoiser evaluation each)"),
+        "iterations": Parameter(int, iterations, "iterations (one denoiser evaluation each)" + tuned),
         **weight,
         **extra,
         "sigma_floor": Parameter(float, 0.004, "floor on the noise level sigma_n (about 1/255, [0, 1] scale)"),
@@ -413,8 +432,8 @@ _SIGMA_DENOISER = Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 
 _STEP = Parameter(float, 1.0, "step as a fraction of 1/L, in (0, 2)")
 _REQUIREMENT = "plug-and-play methods need a linear operator"
 
-register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing noise levels (8 evaluations)", run_hqs,
-                _parameters(iterations=8, lam=0.23, tol=0.0, extra={
+register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing noise levels (8-40 evaluations)",
+                run_hqs, _parameters(iterations=0, lam=0.0, tol=0.0, extra={
                     "sigma_start": Parameter(float, 0.192, "first denoiser level (~49/255 as in DPIR, [0, 1] scale)"),
                     "sigma_end": Parameter(float, 0.0, "last denoiser level; 0 = the noise level sigma_n")}),
                 _linear, _REQUIREMENT))

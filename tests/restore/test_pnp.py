@@ -10,7 +10,8 @@ from learnreg.learned.nets import DRUNet, DRUNetConfig, network_config
 from learnreg.physics.operator import conjugate_gradient
 from learnreg.physics.spec import Degradation
 from learnreg.restore import Problem, restore
-from learnreg.restore.pnp import available_priors, choose_color, register_prior, unregister_prior
+from learnreg.restore.pnp import (HQS_TUNED, available_priors, choose_color, hqs_defaults, register_prior,
+                                  unregister_prior)
 
 C = 100.0  # the quadratic prior phi(x) = C/2 ||x||^2
 SIGMA = 0.05
@@ -126,12 +127,23 @@ def test_hqs_with_a_constant_schedule_reaches_the_penalised_minimiser(priors, sp
 def test_dpir_schedule_and_evaluation_budget(priors):
     _, problem = _problem("blur:gaussian:1.0", channels=3)
     result = restore(problem, "pnp-hqs", params={"prior": "test-recorder"})
-    assert result.history.evaluations == list(range(1, 9))  # 8 iterations, one denoiser call each
+    iterations = HQS_TUNED["blur"][1]  # the tuned default of the task family
+    assert result.history.evaluations == list(range(1, iterations + 1))  # one denoiser call each
     assert result.history.evaluations[-1] <= 40
     sigmas = priors.sigmas
     assert sigmas[0] == pytest.approx(0.192) and sigmas[-1] == pytest.approx(SIGMA)
     ratios = [b / a for a, b in zip(sigmas, sigmas[1:])]
-    assert ratios == pytest.approx([ratios[0]] * 7)  # geometric
+    assert ratios == pytest.approx([ratios[0]] * (iterations - 1))  # geometric
+
+
+def test_hqs_defaults_follow_the_task_family(priors):
+    for operator, fam in (("blur:gaussian:1.0", "blur"), ("sr:2:bicubic", "sr"), ("inpaint:random:0.5", "inpaint")):
+        _, problem = _problem(operator, channels=1)
+        chosen = hqs_defaults(problem, {"lambda": 0.0, "iterations": 0})
+        assert (chosen["lambda"], chosen["iterations"]) == HQS_TUNED[fam]
+        assert hqs_defaults(problem, {"lambda": 0.5, "iterations": 3}) == {"lambda": 0.5, "iterations": 3}
+    with pytest.raises(ValueError, match="lambda and iterations must be > 0"):
+        restore(problem, "pnp-hqs", params={"prior": "test-recorder", "iterations": -1})
 
 
 @pytest.mark.parametrize("method", ["pnp-admm", "pnp-fb", "red"])
