@@ -64,6 +64,27 @@ def _center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top : top + size, left : left + size].contiguous()
 
 
+def parse_method(method: str) -> tuple[str, dict]:
+    """``"METHOD[@PRIOR][:KEY=VALUE;...]"`` -> (METHOD, params), e.g. ``"denoiser@drunet-rgb"``,
+    ``"denoiser:ensemble=8"``; values are read as int, then float, else kept as text."""
+    method, _, options = method.partition(":")
+    base, _, prior = method.partition("@")
+    params: dict = {"prior": prior} if prior else {}
+    for item in filter(None, options.split(";")):
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"method {method!r}: option {item!r} is not KEY=VALUE")
+        for kind in (int, float):
+            try:
+                params[key] = kind(value)
+                break
+            except ValueError:
+                continue
+        else:
+            params[key] = value
+    return base, params
+
+
 def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool = False) -> list[dict]:
     """Every (image, method) result of one setting."""
     results = []
@@ -73,15 +94,13 @@ def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool 
         operator = degradation.build_operator()
         problem = Problem(y, operator, sigma=degradation.sigma)
         for method in methods:
-            # "METHOD@PRIOR" runs METHOD with a named prior, e.g. "denoiser@drunet-rgb"
-            base, _, prior = method.partition("@")
+            base, params = parse_method(method)
             chosen = get_method(base)
             if not chosen.applies(operator):
                 continue
             try:
                 # the first image records PSNR along iterations, for the curves (never to pick an iterate)
-                result = restore(problem, base, params={"prior": prior} if prior else None,
-                                 reference=clean if index == 0 else None)
+                result = restore(problem, base, params=params or None, reference=clean if index == 0 else None)
             except ImportError as error:  # optional method (e.g. bm3d) not installed
                 logger.warning("skipping %s: %s", method, error)
                 continue

@@ -95,7 +95,8 @@ def scan_hqs(*, size: int = 128) -> dict:
     suite = get_suite("classical")
     grid = [(lam, k) for lam in HQS_LAMBDAS for k in HQS_ITERATIONS]
     results = {}
-    for setting in (replace(s, mode=mode) for s in suite.settings for mode in ("gray", "rgb")):
+    for setting in (replace(s, mode=mode) for s in suite.settings if s.task != "denoising"
+                    for mode in ("gray", "rgb")):
         problems = _problems(setting, suite, size)
         scores = [statistics.fmean(
             float(psnr(restore(p, "pnp-hqs", params={"lambda": lam, "iterations": k}).x.clamp(0, 1), c))

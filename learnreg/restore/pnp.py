@@ -151,7 +151,7 @@ def _load_network(path: str, sha256: str, device: str, dtype: torch.dtype) -> to
 
 
 # On the RGB development crops the gray denoiser through the opponent transform beats the
-# RGB-trained one of the same size by 0.8-1.1 dB (docs/benchmarks/denoising.md), so auto uses it.
+# RGB-trained one of the same size by 1.2-1.4 dB (docs/benchmarks/denoising.md), so auto uses it.
 PREFERRED_FOR_RGB = "drunet-gray"
 
 
@@ -281,8 +281,10 @@ def _run(solver: Solver, prior: DenoiserPrior, problem: Problem, params: dict[st
 # -- the methods ----------------------------------------------------------------
 # pnp-hqs's (lambda, iterations) per task family (:func:`learnreg.restore.baselines.family`), tuned with the
 # shipped default denoiser on the development images (``python -m learnreg.bench.tune --prior pnp-hqs``,
-# docs/benchmarks/tuning-pnp-hqs.json); other families take DPIR's deblurring values.
-HQS_TUNED: dict[str, tuple[float, int]] = {"blur": (0.23, 8), "sr": (0.23, 8), "inpaint": (0.23, 8)}
+# docs/benchmarks/tuning-pnp-hqs.json; grid lambda 0.06-0.9 x 8-40 iterations, gray and RGB, 128x128 crops);
+# other families take DPIR's deblurring values. SR and inpainting chose the grid's smallest lambda (0.06): a
+# wider grid may find more.
+HQS_TUNED: dict[str, tuple[float, int]] = {"blur": (0.12, 8), "sr": (0.06, 16), "inpaint": (0.06, 40)}
 HQS_DPIR = (0.23, 8)
 
 
@@ -451,18 +453,42 @@ register(Method("red", "regularization by denoising: gradient descent with x - D
                 _linear, _REQUIREMENT))
 
 
+ENSEMBLES = (1, 2, 4, 8)
+
+
+def _dihedral(x: Tensor, index: int, *, inverse: bool = False) -> Tensor:
+    """The ``index``-th (0-7) of the 8 rotations / reflections of the square grid, or its inverse."""
+    turns, flip = index % 4, index >= 4
+    if inverse:
+        x = torch.rot90(x, -turns, dims=(-2, -1))
+        return x.flip(-1) if flip else x
+    x = x.flip(-1) if flip else x
+    return torch.rot90(x, turns, dims=(-2, -1))
+
+
 def run_denoiser(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, None]:
-    """Gaussian denoising: one call of the learned denoiser at the noise level (``y = x + n``)."""
+    """Gaussian denoising: the learned denoiser at the noise level (``y = x + n``).
+
+    ``ensemble = k > 1`` averages the denoiser over the first ``k`` of the 8 rotations and
+    reflections of the image (self-ensemble; ``k`` times the cost, typically +0.1-0.2 dB:
+    docs/benchmarks/denoising.md).
+    """
+    if params["ensemble"] not in ENSEMBLES:
+        raise ValueError(f"parameter ensemble must be one of {', '.join(map(str, ENSEMBLES))}, "
+                         f"got {params['ensemble']}")
     prior = _build_prior(problem, params)
     sigma = max(problem.sigma, params["sigma_floor"] * params["scale"])
-    return prior.denoise(problem.y, sigma), None
+    k = params["ensemble"]
+    outputs = [_dihedral(prior.denoise(_dihedral(problem.y, t), sigma), t, inverse=True) for t in range(k)]
+    return torch.stack(outputs).mean(0) if k > 1 else outputs[0], None
 
 
 def _denoising(operator: Operator) -> bool:
     return family(operator) == "denoise"
 
 
-_DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={}).items()
-                        if k not in ("iterations", "tol")}
+_DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={
+    "ensemble": Parameter(int, 1, "average over this many rotations / reflections of the image: 1, 2, 4 or 8")
+}).items() if k not in ("iterations", "tol")}
 register(Method("denoiser", "one pass of the learned Gaussian denoiser at the noise level (denoising)", run_denoiser,
                 _DENOISER_PARAMETERS, _denoising, "the denoiser method applies to denoising (operator identity)"))

@@ -109,14 +109,16 @@ def test_dncnn_residual_learning_and_noise_map():
 
 
 @pytest.mark.parametrize("config", [
-    {"architecture": "drunet", "channels": 1, "widths": [4, 8, 16], "blocks": 2, "noise_map": False},
+    {"architecture": "drunet", "channels": 1, "widths": [4, 8, 16], "blocks": 2, "noise_map": False,
+     "residual": True},
     {"architecture": "dncnn", "channels": 3, "depth": 3, "features": 4, "batch_norm": True,
      "noise_map": True, "bias": False},
     {"architecture": "nett_unet", "channels": 1, "widths": [4, 8, 16], "negative_slope": 0.1,
      "residual": True, "bias": False},
     {"architecture": "umsgnet", "width": 6, "levels": 2, "lowpass_sigma": 1.5, "guide_channels": 3},
-    {"architecture": "rg_pair", "denoiser": {"channels": 3, "widths": [4, 8], "blocks": 1, "noise_map": True},
-     "gradient": {"channels": 3, "widths": [4, 8], "blocks": 0, "noise_map": False}},
+    {"architecture": "rg_pair", "denoiser": {"channels": 3, "widths": [4, 8], "blocks": 1, "noise_map": True,
+                                             "residual": False},
+     "gradient": {"channels": 3, "widths": [4, 8], "blocks": 0, "noise_map": False, "residual": False}},
 ])
 def test_config_round_trip_through_json(config):
     net = build_network(config)

@@ -32,7 +32,7 @@ def test_config_fills_the_noise_maps_and_round_trips_through_json():
     config = RegularizerPairConfig.from_dict({"denoiser": TINY, "gradient": TINY})
     assert config.denoiser.noise_map and not config.gradient.noise_map and config.channels == 1
     data = json.loads(json.dumps(config.to_dict()))
-    assert data["gradient"] == {**TINY, "noise_map": False}
+    assert data["gradient"] == {**TINY, "noise_map": False, "residual": False}
     assert RegularizerPairConfig.from_dict(data) == config
     assert ARCHITECTURES["rg_pair"] == (RegularizerPairConfig, RegularizerPair)
 

@@ -247,3 +247,23 @@ def test_cli_passes_the_prior(priors, tmp_path, capsys):
     assert main(["restore", str(y), "--spec", str(spec), "--method", "tv", "--prior", "test-recorder",
                  "--out", str(tmp_path / "tv.png"), "--quiet"]) == 2
     assert "--prior applies to methods with a learned prior" in capsys.readouterr().err
+
+
+def test_dihedral_transforms_invert_and_ensemble_of_an_equivariant_denoiser_is_itself():
+    from learnreg.restore.pnp import _dihedral
+
+    x = torch.rand(1, 2, 5, 7, dtype=torch.float64)
+    images = [_dihedral(x, t) for t in range(8)]
+    assert all(torch.equal(_dihedral(im, t, inverse=True), x) for t, im in enumerate(images))
+    assert len({tuple(im.flatten().tolist()) for im in images}) == 8  # all distinct
+    # a pointwise denoiser commutes with every transform: the ensemble changes nothing
+    register_prior("test-shrink", lambda v, s: v / (1 + 4 * s**2), replace=True)
+    try:
+        _, problem = _problem("identity", channels=1, size=(12, 10))
+        one = restore(problem, "denoiser", params={"prior": "test-shrink"}).x
+        eight = restore(problem, "denoiser", params={"prior": "test-shrink", "ensemble": 8}).x
+        assert torch.allclose(one, eight, atol=1e-12)
+        with pytest.raises(ValueError, match="ensemble must be one of 1, 2, 4, 8"):
+            restore(problem, "denoiser", params={"prior": "test-shrink", "ensemble": 3})
+    finally:
+        unregister_prior("test-shrink")

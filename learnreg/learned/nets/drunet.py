@@ -14,8 +14,11 @@ Architecture, for widths ``[w0, w1, w2, w3]`` and ``b`` blocks per scale::
 ``residual=True`` adds a global skip: the network predicts ``D(x) - x`` (minus the
 noise) as DnCNN does, instead of the clean image as the paper's DRUNet does. At
 small noise levels the output then stays close to the input without the layers
-having to carry the whole image through, which a short CPU training needs (the
-direct form measured 1 to 3 dB below its noisy input at sigma = 1/255).
+having to carry the whole image through, which a short CPU training needs: on the
+motorcycle_right crop at sigma = 1/255 the direct form came out 8 dB (3,000 steps) and
+3.5 dB (10,000 steps) *below* its noisy input, the residual form 0.4 dB below after
+3,000 steps; on gray denoising of the development images the residual form was
+0.6 / 0.7 / 1.2 dB better at sigma 15 / 25 / 50 after the same 3,000 steps.
 
 ``ResBlock(w)`` is ``h + conv3x3(relu(conv3x3(h)))``. There is no bias and no
 normalisation anywhere, so the network is positively homogeneous:
