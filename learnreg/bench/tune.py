@@ -154,20 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     saved = Path(args.out_dir) / f"tuning-{args.prior}.json"
-    if args.prior == "pnp-hqs":
-        results = json.loads(saved.read_text())["settings"] if args.refit else scan_hqs()
-        fitted = fit_hqs(results)
-        print(json.dumps(fitted, indent=1))
-        Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_text(saved, json.dumps({"prior": args.prior, "fitted": fitted, "settings": results}, indent=1))
-        return 0
     if args.refit:
         results = json.loads(saved.read_text())["settings"]
         for label, r in results.items():  # scans saved before "factor" was recorded
             r.setdefault("factor", int(label[1]) if label.startswith("x") else 1)
     else:
-        results = scan(args.prior)
-    fitted = fit(results)
+        results = scan_hqs() if args.prior == "pnp-hqs" else scan(args.prior)
+    fitted = fit_hqs(results) if args.prior == "pnp-hqs" else fit(results)
     print(json.dumps(fitted, indent=1))
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved,
