@@ -16,10 +16,11 @@ is copied by hand into ``learnreg/restore/classical.py`` and committed with
 ``--prior pnp-hqs`` tunes DPIR's two knobs instead, the weight ``lambda`` and the
 number of iterations (= denoiser evaluations, at most 40), with the shipped
 default denoiser: every pair of the grid runs on every classical setting, gray
-and RGB, and each task family keeps the pair with the best mean PSNR over its
-settings (one pair per family, not per setting, so the defaults do not chase
+and RGB, and each colour mode and task family keeps the pair with the best mean
+PSNR over its settings (one pair per mode and family, not per setting, so the defaults do not chase
 single cases). The result is copied by hand into ``HQS_TUNED`` of
-``learnreg/restore/pnp.py``.
+``learnreg/restore/pnp.py``. ``--prior pnp-admm`` does the same for PnP-ADMM's denoiser
+level ``sigma_denoiser`` and weight ``lambda`` (40 iterations), copied into ``ADMM_TUNED``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ def scan(prior: str, *, size: int = 128, points: int = 11, iterations: int = 150
 
 HQS_LAMBDAS = (0.06, 0.12, 0.23, 0.45, 0.9)
 HQS_ITERATIONS = (8, 16, 24, 40)
+# pnp-admm: the denoiser level sigma_d and the weight lambda (relative to the MAP weight), 40 iterations
+ADMM_LEVELS = (0.02, 0.03, 0.04, 0.05, 0.07)
+ADMM_LAMBDAS = (0.5, 1.0, 2.0)
+# per tuned method: the two parameters scanned, their grids
+PNP_GRIDS = {"pnp-hqs": (("lambda", HQS_LAMBDAS), ("iterations", HQS_ITERATIONS)),
+             "pnp-admm": (("sigma_denoiser", ADMM_LEVELS), ("lambda", ADMM_LAMBDAS))}
 
 
 def _problems(setting, suite, size: int) -> list:
@@ -90,36 +97,41 @@ def _problems(setting, suite, size: int) -> list:
     return problems
 
 
-def scan_hqs(*, size: int = 128) -> dict:
-    """PSNR of pnp-hqs for every (lambda, iterations) of the grid on every classical setting, gray and RGB."""
+def scan_pnp(method: str = "pnp-hqs", *, size: int = 128) -> dict:
+    """PSNR of ``method`` for every point of its grid (:data:`PNP_GRIDS`) on every classical setting, gray and RGB."""
     suite = get_suite("classical")
-    grid = [(lam, k) for lam in HQS_LAMBDAS for k in HQS_ITERATIONS]
+    (first, values_a), (second, values_b) = PNP_GRIDS[method]
+    grid = [(a, b) for a in values_a for b in values_b]
     results = {}
     for setting in (replace(s, mode=mode) for s in suite.settings if s.task != "denoising"
                     for mode in ("gray", "rgb")):
         problems = _problems(setting, suite, size)
         scores = [statistics.fmean(
-            float(psnr(restore(p, "pnp-hqs", params={"lambda": lam, "iterations": k}).x.clamp(0, 1), c))
-            for c, p in problems) for lam, k in grid]
+            float(psnr(restore(p, method, params={first: a, second: b}).x.clamp(0, 1), c))
+            for c, p in problems) for a, b in grid]
         best = max(range(len(grid)), key=scores.__getitem__)
         results[f"{setting.label}, {setting.mode}"] = {
-            "family": family(problems[0][1].operator), "grid": grid, "psnr": scores,
-            "best": grid[best], "best_psnr": scores[best]}
-        print(f"{setting.label + ', ' + setting.mode:42s} best lambda {grid[best][0]}, {grid[best][1]} "
-              f"iterations ({scores[best]:.2f} dB)", flush=True)
+            "family": family(problems[0][1].operator), "parameters": [first, second], "grid": grid,
+            "psnr": scores, "best": grid[best], "best_psnr": scores[best]}
+        print(f"{setting.label + ', ' + setting.mode:42s} best {first} {grid[best][0]}, {second} {grid[best][1]} "
+              f"({scores[best]:.2f} dB)", flush=True)
     return results
 
 
-def fit_hqs(results: dict) -> dict:
-    """Per family, the (lambda, iterations) with the best mean PSNR over the family's settings."""
-    fitted = {}
-    for fam in sorted({r["family"] for r in results.values()}):
-        rows = [r for r in results.values() if r["family"] == fam]
-        grid = [tuple(g) for g in rows[0]["grid"]]
-        means = [statistics.fmean(r["psnr"][i] for r in rows) for i in range(len(grid))]
-        best = max(range(len(grid)), key=means.__getitem__)
-        fitted[fam] = {"lambda": grid[best][0], "iterations": grid[best][1], "mean_psnr": means[best],
-                       "edge_of_grid": grid[best][0] in (HQS_LAMBDAS[0], HQS_LAMBDAS[-1])}
+def fit_pnp(results: dict, method: str = "pnp-hqs") -> dict:
+    """Per colour mode (gray, rgb) and task family, the grid point with the best mean PSNR over its settings."""
+    (first, values_a), (second, _) = PNP_GRIDS[method]
+    fitted: dict = {}
+    for mode in ("gray", "rgb"):
+        in_mode = {k: r for k, r in results.items() if k.endswith(f", {mode}")}
+        fitted[mode] = {}
+        for fam in sorted({r["family"] for r in in_mode.values()}):
+            rows = [r for r in in_mode.values() if r["family"] == fam]
+            grid = [tuple(g) for g in rows[0]["grid"]]
+            means = [statistics.fmean(r["psnr"][i] for r in rows) for i in range(len(grid))]
+            best = max(range(len(grid)), key=means.__getitem__)
+            fitted[mode][fam] = {first: grid[best][0], second: grid[best][1], "mean_psnr": means[best],
+                                 "edge_of_grid": grid[best][0] in (values_a[0], values_a[-1])}
     return fitted
 
 
@@ -148,7 +160,7 @@ def fit(results: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prior", default="tv", choices=["tv", "tikhonov", "hyperlaplacian", "pnp-hqs"])
+    parser.add_argument("--prior", default="tv", choices=["tv", "tikhonov", "hyperlaplacian", *PNP_GRIDS])
     parser.add_argument("--out-dir", default="docs/benchmarks")
     parser.add_argument("--refit", action="store_true", help="refit from the saved scan instead of scanning again")
     args = parser.parse_args(argv)
@@ -159,8 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, r in results.items():  # scans saved before "factor" was recorded
             r.setdefault("factor", int(label[1]) if label.startswith("x") else 1)
     else:
-        results = scan_hqs() if args.prior == "pnp-hqs" else scan(args.prior)
-    fitted = fit_hqs(results) if args.prior == "pnp-hqs" else fit(results)
+        results = scan_pnp(args.prior) if args.prior in PNP_GRIDS else scan(args.prior)
+    fitted = fit_pnp(results, args.prior) if args.prior in PNP_GRIDS else fit(results)
     print(json.dumps(fitted, indent=1))
     Path(args.out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_text(saved,

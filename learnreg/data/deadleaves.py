@@ -73,6 +73,8 @@ _LARGEST_BUCKET = 32  # canvas half-size above which a shape is painted on its o
 _CANDIDATES_PER_BATCH = 8192  # centres drawn per batch, before discarding misses
 _MAX_VERTICES = 8
 _BLOCK = 8  # canvas pixels per side of the coverage blocks that prune hidden shapes
+_HARMONICS = 8  # of a rough outline
+_ROUGHNESS = 0.15  # a rough outline's radius lies in [r (1 - 2 ROUGHNESS), r]
 
 
 @functools.lru_cache(maxsize=2)
@@ -121,6 +123,11 @@ class DeadLeavesConfig(DictConfig):
         Probability that a shape is a convex polygon instead of a disk.
     strokes : float
         Probability that an image gets a layer of thin straight strokes on top.
+    stroke_width : float
+        Largest stroke width, in output pixels (widths are uniform from 0.7 to this).
+    rough : float
+        Probability that a disk gets a rough outline: its radius shrinks by up to ``0.3 r``
+        along a random angular profile (8 harmonics of orders 3 to 48, amplitudes ``1/k``).
     textures : bool
         Give half of the shapes a texture (1/f noise or a sinusoid).
     ramps : bool
@@ -144,6 +151,8 @@ class DeadLeavesConfig(DictConfig):
     alpha: float = 3.0
     polygons: float = 0.0
     strokes: float = 0.0
+    stroke_width: float = 4.0
+    rough: float = 0.0
     textures: bool = True
     ramps: bool = True
     ramp_radius: float = 0.2
@@ -154,13 +163,14 @@ class DeadLeavesConfig(DictConfig):
     def __post_init__(self) -> None:
         _check(size=(self.size, self.size), channels=self.channels, r_min=self.r_min,
                r_max=self.r_max, alpha=self.alpha, polygons=self.polygons, strokes=self.strokes,
-               supersample=self.supersample, max_shapes=self.max_shapes)
+               supersample=self.supersample, max_shapes=self.max_shapes, stroke_width=self.stroke_width,
+               rough=self.rough)
 
 
 
 def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float | None,
            alpha: float, polygons: float, supersample: int, max_shapes: int,
-           strokes: float = 0.0) -> None:
+           strokes: float = 0.0, stroke_width: float = 4.0, rough: float = 0.0) -> None:
     if min(size) <= 0:
         raise ValueError(f"dead_leaves: size must be positive, got {size}")
     if channels not in (1, 3):
@@ -173,6 +183,10 @@ def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float |
         raise ValueError(f"dead_leaves: polygons is a probability in [0, 1], got {polygons}")
     if not 0 <= strokes <= 1:
         raise ValueError(f"dead_leaves: strokes is a probability in [0, 1], got {strokes}")
+    if not 0 <= rough <= 1:
+        raise ValueError(f"dead_leaves: rough is a probability in [0, 1], got {rough}")
+    if not stroke_width >= 0.7:
+        raise ValueError(f"dead_leaves: stroke_width must be >= 0.7 output pixels, got {stroke_width}")
     if supersample < 1 or max_shapes < 1:
         raise ValueError(f"dead_leaves: supersample and max_shapes must be >= 1, "
                          f"got {supersample} and {max_shapes}")
@@ -187,10 +201,11 @@ class _Shapes:
     r: Tensor
     polygon: Tensor
     vertices: Tensor
+    harmonics: Tensor | None = None  # (n, 8, 3): order, amplitude, phase of a rough outline (0 amplitude: smooth)
 
 
 def _sample_shapes(height: int, width: int, *, r_min: float, r_max: float, alpha: float,
-                   polygons: float, generator: torch.Generator) -> _Shapes:
+                   polygons: float, generator: torch.Generator, rough: float = 0.0) -> _Shapes:
     """One batch of shapes that reach the ``height x width`` canvas, in drawing order."""
     n = _CANDIDATES_PER_BATCH
     e = 1.0 - alpha
@@ -205,8 +220,8 @@ def _sample_shapes(height: int, width: int, *, r_min: float, r_max: float, alpha
     r, cy, cx = r[keep].float(), cy[keep].float(), cx[keep].float()
     count = len(r)
     if polygons == 0:
-        return _Shapes(cy, cx, r, torch.zeros(count, dtype=torch.bool),
-                       torch.zeros(count, _MAX_VERTICES, 2))
+        shapes = _Shapes(cy, cx, r, torch.zeros(count, dtype=torch.bool), torch.zeros(count, _MAX_VERTICES, 2))
+        return _roughen(shapes, rough, generator)
     polygon = torch.rand(count, generator=generator) < polygons
     vertex_count = torch.randint(3, _MAX_VERTICES + 1, (count,), generator=generator)
     angles, _ = torch.sort(torch.rand(count, _MAX_VERTICES, generator=generator) * (2 * math.pi), dim=1)
@@ -214,7 +229,37 @@ def _sample_shapes(height: int, width: int, *, r_min: float, r_max: float, alpha
     last = angles.gather(1, (vertex_count - 1)[:, None])
     angles = torch.where(torch.arange(_MAX_VERTICES)[None, :] < vertex_count[:, None], angles, last)
     vertices = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1) * r[:, None, None]
-    return _Shapes(cy, cx, r, polygon, vertices)
+    return _roughen(_Shapes(cy, cx, r, polygon, vertices), rough, generator)
+
+
+def _roughen(shapes: _Shapes, rough: float, generator: torch.Generator) -> _Shapes:
+    """Give a fraction ``rough`` of the disks a rough outline (no random draw when ``rough = 0``)."""
+    if rough == 0:
+        return shapes
+    count = len(shapes.r)
+    chosen = (torch.rand(count, generator=generator) < rough) & ~shapes.polygon
+    order = torch.randint(3, 49, (count, _HARMONICS), generator=generator).float()
+    amplitude = torch.rand(count, _HARMONICS, generator=generator) / order
+    amplitude = amplitude / amplitude.sum(dim=1, keepdim=True) * chosen[:, None]  # sum 1: profile in [-1, 1]
+    phase = torch.rand(count, _HARMONICS, generator=generator) * (2 * math.pi)
+    shapes.harmonics = torch.stack([order, amplitude, phase], dim=-1)
+    return shapes
+
+
+def _inside(dy: Tensor, dx: Tensor, r: Tensor, harmonics: Tensor | None) -> Tensor:
+    """``dy^2 + dx^2 <= rho^2`` with ``rho = r (1 - 0.15 (1 + profile(theta)))`` on rough outlines, else ``r``.
+
+    ``dy``, ``dx``, ``r`` broadcast to (n, S, S); ``harmonics`` (n, 8, 3) or None.
+    """
+    distance = dy**2 + dx**2
+    if harmonics is None or not bool((harmonics[..., 1] > 0).any()):
+        return distance <= r**2
+    theta = torch.atan2(dy, dx).expand(distance.shape)[..., None]  # (n, S, S, 1)
+    order, amplitude, phase = (harmonics[:, None, None, :, k] for k in range(3))
+    profile = (amplitude * torch.sin(order * theta + phase)).sum(-1)
+    rough = harmonics[:, None, None, :, 1].sum(-1) > 0
+    radius = torch.where(rough, r * (1 - _ROUGHNESS * (1 + profile)), r)
+    return distance <= radius**2
 
 
 def _in_polygon(dy: Tensor, dx: Tensor, vertices: Tensor) -> Tensor:
@@ -264,7 +309,7 @@ def _paint(index: Tensor, shapes: _Shapes, base: int) -> None:
         rows = cy.floor().long() + offset[None, :, None]  # (n, S, 1)
         cols = cx.floor().long() + offset[None, None, :]  # (n, 1, S)
         dy, dx = rows + 0.5 - cy, cols + 0.5 - cx
-        inside = dy**2 + dx**2 <= r**2
+        inside = _inside(dy, dx, r, None if shapes.harmonics is None else shapes.harmonics[ids])
         polygon = shapes.polygon[ids].nonzero(as_tuple=True)[0]
         if len(polygon):
             inside[polygon] &= _in_polygon(dy[polygon], dx[polygon], shapes.vertices[ids[polygon]])
@@ -283,7 +328,8 @@ def _paint(index: Tensor, shapes: _Shapes, base: int) -> None:
             continue
         dy = (torch.arange(y0, y1) + 0.5 - cy)[:, None]
         dx = (torch.arange(x0, x1) + 0.5 - cx)[None, :]
-        inside = dy**2 + dx**2 <= r * r
+        inside = _inside(dy[None], dx[None], torch.tensor(r).view(1, 1, 1),
+                         None if shapes.harmonics is None else shapes.harmonics[i:i + 1])[0]
         if bool(shapes.polygon[i]):
             inside &= _in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
         region.masked_fill_(inside & (region > base + i), base + i)
@@ -302,11 +348,11 @@ def _noise_fields(count: int, height: int, width: int, generator: torch.Generato
 
 
 def _paint_strokes(index: Tensor, first: int, size: int, supersample: int,
-                   generator: torch.Generator) -> int:
+                   generator: torch.Generator, max_width: float = 4.0) -> int:
     """Set ``index`` (Hc, Wc) to ``first + k`` on the pixels of stroke group k; returns the group count.
 
     A group is one stroke or 3 to 12 parallel, equally spaced ones, of one width
-    (0.7 to 4 output pixels) and length (0.3 to 1.5 ``size``); a third of the
+    (0.7 to ``max_width`` output pixels) and length (0.3 to 1.5 ``size``); a third of the
     groups is axis-aligned. Groups painted later lie on top.
     """
     height, width = index.shape
@@ -321,11 +367,11 @@ def _paint_strokes(index: Tensor, first: int, size: int, supersample: int,
             angle = round(angle / (math.pi / 2)) * (math.pi / 2)
         ty, tx = math.sin(angle), math.cos(angle)  # along the strokes
         ny, nx = tx, -ty  # across
-        half_width = 0.5 * (0.7 + 3.3 * u[2]) * s
+        half_width = 0.5 * (0.7 + (max_width - 0.7) * u[2]) * s
         half_length = 0.5 * (0.3 + 1.2 * u[3]) * size * s
         cy, cx = u[4] * height, u[5] * width
         count = 1 if u[6] < 0.5 else int(torch.randint(3, 13, (1,), generator=generator))
-        spacing = (6.0 + 34.0 * u[7]) * s
+        spacing = max((6.0 + 34.0 * u[7]) * s, 2 * half_width + 2 * s)  # a gap of >= 2 px between strokes
         along = (y - cy) * ty + (x - cx) * tx
         across = (y - cy) * ny + (x - cx) * nx + 0.5 * (count - 1) * spacing
         # distance to the nearest stroke centre line of the family, and which one it is
@@ -339,7 +385,8 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
                 r_min: float = 1.0, r_max: float | None = None, alpha: float = 3.0,
                 polygons: float = 0.0, textures: bool = True, ramps: bool = True,
                 ramp_radius: float = 0.2, supersample: int = 3, max_uncovered: int = 4,
-                max_shapes: int = 50_000, strokes: float = 0.0) -> Tensor:
+                max_shapes: int = 50_000, strokes: float = 0.0, stroke_width: float = 4.0,
+                rough: float = 0.0) -> Tensor:
     """Generate one dead-leaves image.
 
     Parameters
@@ -352,7 +399,8 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
         The only source of randomness: the same seed gives the same image.
     r_min, r_max : float
         Radius range in output pixels; ``r_max=None`` means ``max(H, W)``.
-    alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes, strokes
+    alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes, strokes,
+    stroke_width, rough
         See :class:`DeadLeavesConfig`.
 
     Returns
@@ -367,7 +415,8 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     """
     height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     _check(size=(height, width), channels=channels, r_min=r_min, r_max=r_max, alpha=alpha,
-           polygons=polygons, supersample=supersample, max_shapes=max_shapes, strokes=strokes)
+           polygons=polygons, supersample=supersample, max_shapes=max_shapes, strokes=strokes,
+           stroke_width=stroke_width, rough=rough)
     s = int(supersample)
     r_max = float(max(height, width) if r_max is None else r_max)
     canvas_h, canvas_w = height * s, width * s
@@ -376,7 +425,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     count = 0
     while count < max_shapes:
         shapes = _sample_shapes(canvas_h, canvas_w, r_min=r_min * s, r_max=r_max * s,
-                                alpha=alpha, polygons=polygons, generator=generator)
+                                alpha=alpha, polygons=polygons, generator=generator, rough=rough)
         _paint(index, shapes, count)
         batches.append(shapes)
         count += len(shapes.r)
@@ -385,7 +434,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     index[index == _UNCOVERED] = count  # the background: one more shape behind all others
     groups = 0
     if strokes > 0 and float(torch.rand(1, generator=generator)) < strokes:
-        groups = _paint_strokes(index, count + 1, max(height, width), s, generator)
+        groups = _paint_strokes(index, count + 1, max(height, width), s, generator, stroke_width)
     # strokes get r = 0: no ramp
     cy, cx, r = (torch.cat([getattr(b, name) for b in batches] + [torch.zeros(1 + groups)])
                  for name in ("cy", "cx", "r"))
@@ -446,7 +495,7 @@ def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,
                     polygons=config.polygons, textures=config.textures, ramps=config.ramps,
                     ramp_radius=config.ramp_radius, supersample=config.supersample,
                     max_uncovered=config.max_uncovered, max_shapes=config.max_shapes,
-                    strokes=config.strokes)
+                    strokes=config.strokes, stroke_width=config.stroke_width, rough=config.rough)
         for _ in range(batch_size)
     ])
 

@@ -17,7 +17,7 @@ what ``tests/restore/test_pnp.py`` checks.
 method        denoiser level                                      default budget
 ============  ==================================================  =====================
 ``pnp-hqs``   geometric, ``0.192`` (49/255) down to ``sigma_n``   tuned per task family
-``pnp-admm``  fixed ``sigma_d = max(sigma_n, 0.05)``              40
+``pnp-admm``  fixed ``sigma_d = max(sigma_n, level)``, tuned        40
 ``pnp-fb``    fixed ``sigma_d``; sets ``lambda`` (see run_fb)     40
 ``red``       fixed ``sigma_d``                                   100
 ============  ==================================================  =====================
@@ -69,7 +69,7 @@ __all__ = ["PRIORS", "PriorEntry", "available_priors", "choose_color", "register
 # Fixed-level methods (ADMM, FB, RED) run the denoiser at sigma_d >= 0.05 by default: at the noise
 # level itself (0.004-0.03) the 40-100 iterations drift away with an imperfect denoiser (measured with an
 # early drunet-gray checkpoint: camera 128, blur 1.6 and SR x2, ADMM fell from 25 to 17 dB; at 0.05 it
-# kept 28.6 / 30.2 dB). Re-tune with the final weights.
+# kept 28.6 / 30.2 dB). pnp-admm now takes per-family tuned levels (ADMM_TUNED); FB and RED keep this floor.
 FIXED_LEVEL_MIN = 0.05
 NO_PRIOR_MESSAGE = "no learned denoiser is shipped yet; train one with `learnreg train recipes/denoiser-gray.yaml`"
 
@@ -279,19 +279,44 @@ def _run(solver: Solver, prior: DenoiserPrior, problem: Problem, params: dict[st
 
 
 # -- the methods ----------------------------------------------------------------
-# pnp-hqs's (lambda, iterations) per task family (:func:`learnreg.restore.baselines.family`), tuned with the
-# shipped default denoiser on the development images (``python -m learnreg.bench.tune --prior pnp-hqs``,
-# docs/benchmarks/tuning-pnp-hqs.json; grid lambda 0.06-0.9 x 8-40 iterations, gray and RGB, 128x128 crops);
-# other families take DPIR's deblurring values. SR and inpainting chose the grid's smallest lambda (0.06): a
-# wider grid may find more.
-HQS_TUNED: dict[str, tuple[float, int]] = {"blur": (0.12, 8), "sr": (0.06, 16), "inpaint": (0.06, 40)}
+# pnp-hqs's (lambda, iterations) per colour mode ("gray": 1 channel, "rgb": 3) and task family
+# (:func:`learnreg.restore.baselines.family`), tuned with the shipped default denoiser on 128x128 crops of the
+# development images (``python -m learnreg.bench.tune --prior pnp-hqs``, docs/benchmarks/tuning-pnp-hqs.json; grid
+# lambda 0.06-0.9 x 8-40 iterations, each mode and family keeps the point of best mean PSNR over its settings);
+# other families take DPIR's deblurring values. SR and inpainting chose the grid's smallest lambda (0.06): a wider
+# grid may find more. Gray and RGB differ because a gray prior reaches RGB images through the opponent transform.
+HQS_TUNED: dict[str, dict[str, tuple[float, int]]] = {
+    "gray": {"blur": (0.12, 8), "sr": (0.06, 8), "inpaint": (0.06, 8)},
+    "rgb": {"blur": (0.12, 8), "sr": (0.06, 16), "inpaint": (0.06, 40)}}
 HQS_DPIR = (0.23, 8)
+# pnp-admm's (sigma_d floor, lambda), tuned the same way (``--prior pnp-admm``, 40 iterations,
+# docs/benchmarks/tuning-pnp-admm.json; grid sigma_d 0.02-0.07 x lambda 0.5-2); other families keep
+# FIXED_LEVEL_MIN and the MAP weight. Gray deblurring chose the grid's largest level (0.1 measured 0.6 dB
+# worse than 0.07 on the RGB development crops, so the grid was not widened).
+ADMM_TUNED: dict[str, dict[str, tuple[float, float]]] = {
+    "gray": {"blur": (0.07, 1.0), "sr": (0.05, 1.0), "inpaint": (0.03, 0.5)},
+    "rgb": {"blur": (0.05, 1.0), "sr": (0.04, 1.0), "inpaint": (0.05, 2.0)}}
+
+
+def colour_mode(problem: Problem) -> str:
+    """``"rgb"`` for 3-channel images, else ``"gray"`` (the keys of the tuned tables)."""
+    return "rgb" if problem.operator.in_shape[0] == 3 else "gray"
 
 
 def hqs_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with ``lambda`` and ``iterations`` of 0 replaced by the tuned values of the task family."""
-    lam, iterations = HQS_TUNED.get(family(problem.operator), HQS_DPIR)
+    """``params`` with ``lambda`` and ``iterations`` of 0 replaced by the tuned values of the colour mode
+    and task family."""
+    lam, iterations = HQS_TUNED[colour_mode(problem)].get(family(problem.operator), HQS_DPIR)
     return {**params, "lambda": params["lambda"] or lam, "iterations": params["iterations"] or iterations}
+
+
+def admm_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``sigma_denoiser`` and ``lambda`` of 0 replaced by the tuned values of the colour mode
+    and task family (``sigma_denoiser`` as a floor: the level is ``max(sigma_n, sigma_denoiser)``)."""
+    level, lam = ADMM_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
+    tuned = params["sigma_denoiser"] == 0
+    return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level,
+            "_level_is_floor": tuned}
 
 
 def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
@@ -311,8 +336,8 @@ def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     with ``w = lambda sigma_n^2`` and penalties ``mu_k = alpha_k``: its prior step
     ``prox_{g / mu_k}`` runs the denoiser at ``sqrt(w / mu_k) = sigma_k``. ``lambda = 0.23``
     is DPIR's value for deblurring; ``K = 8`` and ``sigma_start = 0.192`` (49/255) are DPIR's.
-    By default (``lambda = iterations = 0``) both come from :data:`HQS_TUNED` for the task
-    family. The output is ``z_K``, one denoiser call per iteration.
+    By default (``lambda = iterations = 0``) both come from :data:`HQS_TUNED` for the colour
+    mode and task family. The output is ``z_K``, one denoiser call per iteration.
     """
     if params["lambda"] < 0 or params["iterations"] < 0:
         raise ValueError(f"parameters lambda and iterations must be > 0 (0 = tuned for the task), "
@@ -353,15 +378,29 @@ def run_admm(problem: Problem, params: dict[str, Any], *, reference=None, callba
 
         x = prox_data(z - u, y, tau = 1 / rho);  z = D(x + u, sigma_d);  u = u + x - z
 
-    ``sigma_d`` (default ``max(sigma_n, 0.05)``, see :data:`FIXED_LEVEL_MIN`) sets only the
-    speed for an exact prox; for a network it also sets how strongly each step denoises, and
-    too low a level lets the iterations drift. The output is ``z`` (``= x`` at convergence).
+    ``sigma_d`` sets only the speed for an exact prox; for a network it also sets how strongly
+    each step denoises, and too low a level lets the iterations drift. By default
+    (``sigma_denoiser = lambda = 0``) ``sigma_d = max(sigma_n, level)`` and ``lambda`` come from
+    :data:`ADMM_TUNED` for the colour mode and task family (else ``level =`` :data:`FIXED_LEVEL_MIN`, ``lambda = 1``).
+    ``sigma_start > 0`` turns on continuation: the level falls geometrically from
+    ``sigma_start`` to ``sigma_d`` over the iterations (``rho_k = w / sigma_k^2``, the scaled
+    dual rescaled at each change). The output is ``z`` (``= x`` at convergence).
     """
+    if params["lambda"] < 0:
+        raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
+    params = admm_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
-    sigma_d = _fixed_level(params, sigma_n)
+    sigma_d = params["sigma_denoiser"] * params["scale"]
+    if params.pop("_level_is_floor"):
+        sigma_d = max(sigma_n, sigma_d)
     weight = params["lambda"] * sigma_n**2
     prior = _build_prior(problem, params)
-    solver = _DenoisedADMM(L2Data(problem.operator, problem.y), weight * prior, rho=weight / sigma_d**2)
+    rho: float | tuple[float, ...] = weight / sigma_d**2
+    if params["sigma_start"] > 0:  # continuation: the level falls geometrically to sigma_d over the iterations
+        sigmas = geometric_schedule(max(params["sigma_start"] * params["scale"], sigma_d), sigma_d,
+                                    params["iterations"])
+        rho = tuple(weight / sigma**2 for sigma in sigmas)
+    solver = _DenoisedADMM(L2Data(problem.operator, problem.y), weight * prior, rho=rho)
     return _run(solver, prior, problem, params, reference, callback)
 
 
@@ -440,7 +479,11 @@ register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing nois
                     "sigma_end": Parameter(float, 0.0, "last denoiser level; 0 = the noise level sigma_n")}),
                 _linear, _REQUIREMENT))
 register(Method("pnp-admm", "plug-and-play ADMM with a learned denoiser at a fixed level", run_admm,
-                _parameters(iterations=40, lam=1.0, tol=1e-5, extra={"sigma_denoiser": _SIGMA_DENOISER}),
+                _parameters(iterations=40, lam=0.0, tol=1e-5, extra={
+                    "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
+                                                            "max(sigma_n, level tuned for the task family)"),
+                    "sigma_start": Parameter(float, 0.0, "first denoiser level of a geometric continuation down to "
+                                                         "sigma_d ([0, 1] scale); 0 = fixed level sigma_d")}),
                 _linear, _REQUIREMENT))
 register(Method("pnp-fb", "plug-and-play forward-backward (proximal gradient) with a learned denoiser", run_fb,
                 _parameters(iterations=40, lam=None, tol=1e-5, extra={

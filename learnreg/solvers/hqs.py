@@ -31,6 +31,29 @@ def geometric_schedule(start: float, end: float, iterations: int) -> tuple[float
     return tuple(float(v) for v in values)
 
 
+Schedule = Sequence[float] | Callable[[int], float]
+
+
+def check_schedule(schedule: Schedule, name: str) -> tuple[float, ...] | Callable[[int], float]:
+    """A penalty schedule as stored: a function kept as is, a sequence as a non-empty tuple of positive floats."""
+    if callable(schedule):
+        return schedule
+    values = tuple(float(v) for v in schedule)
+    if not values or min(values) <= 0:
+        raise ValueError(f"the {name} schedule must hold at least one value, all > 0")
+    return values
+
+
+def scheduled(schedule: tuple[float, ...] | Callable[[int], float], iteration: int, name: str) -> float:
+    """The value of ``schedule`` at ``iteration`` (0-based): a sequence keeps its last value once exhausted."""
+    if callable(schedule):
+        value = float(schedule(iteration))
+        if value <= 0:
+            raise ValueError(f"the {name} schedule gave {value} at iteration {iteration}; it must be > 0")
+        return value
+    return schedule[min(iteration, len(schedule) - 1)]
+
+
 @dataclass
 class HQSState(State):
     """``x`` (data-consistent estimate), ``z`` (prior estimate, the output) and the penalty ``mu`` last used."""
@@ -78,20 +101,11 @@ class HQS(Solver):
     def __init__(self, f: Regularizer, g: Regularizer, *, schedule: Sequence[float] | Callable[[int], float]):
         require(f, "prox", type(self).__name__)
         require(g, "prox", type(self).__name__)
-        if not callable(schedule):
-            schedule = tuple(float(mu) for mu in schedule)
-            if not schedule or min(schedule) <= 0:
-                raise ValueError("schedule must hold at least one penalty, all > 0")
-        self.f, self.g, self.schedule = f, g, schedule
+        self.f, self.g, self.schedule = f, g, check_schedule(schedule, "mu")
 
     def penalty(self, iteration: int) -> float:
         """``mu_k`` for iteration ``k`` (0-based)."""
-        if callable(self.schedule):
-            mu = float(self.schedule(iteration))
-            if mu <= 0:
-                raise ValueError(f"schedule gave mu={mu} at iteration {iteration}; penalties must be > 0")
-            return mu
-        return self.schedule[min(iteration, len(self.schedule) - 1)]
+        return scheduled(self.schedule, iteration, "mu")
 
     def init_state(self, x0: Tensor) -> HQSState:
         return HQSState(x=x0, z=x0, mu=self.penalty(0))

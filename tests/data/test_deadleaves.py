@@ -210,3 +210,71 @@ def test_spectrum_with_polygons_and_strokes_stays_natural():
 def test_bad_strokes():
     with pytest.raises(ValueError, match="strokes is a probability"):
         DeadLeavesConfig(strokes=1.5)
+
+
+def test_rough_outlines_are_optional_and_painted_exactly():
+    from learnreg.data import deadleaves as module
+
+    # rough = 0 draws nothing extra: the image stream (and so every shipped recipe's data) is unchanged
+    assert torch.equal(dead_leaves(48, generator=_generator(4)), dead_leaves(48, generator=_generator(4), rough=0.0))
+    assert not torch.equal(dead_leaves(48, generator=_generator(4)),
+                           dead_leaves(48, generator=_generator(4), rough=1.0))
+    # both painting paths (buckets and large shapes one by one) agree with a brute-force test
+    height, width = 40, 50
+    shapes = module._sample_shapes(height, width, r_min=0.7, r_max=70.0, alpha=1.5, polygons=0.3,
+                                   generator=_generator(8), rough=0.8)
+    assert bool((shapes.harmonics[..., 1].sum(-1) > 0).any()) and bool((shapes.r > module._LARGEST_BUCKET).any())
+    assert not bool((shapes.harmonics[shapes.polygon, :, 1] > 0).any())  # polygons stay straight
+    index = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    module._paint(index, shapes, 0)
+    y, x = torch.arange(height)[:, None] + 0.5, torch.arange(width)[None, :] + 0.5
+    expected = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    for i in range(len(shapes.r)):
+        dy, dx = y - shapes.cy[i], x - shapes.cx[i]
+        order, amplitude, phase = shapes.harmonics[i].unbind(-1)
+        theta = torch.atan2(dy, dx)[..., None]
+        radius = shapes.r[i]
+        if amplitude.sum() > 0:
+            radius = radius * (1 - module._ROUGHNESS * (1 + (amplitude * torch.sin(order * theta + phase)).sum(-1)))
+        inside = dy**2 + dx**2 <= radius**2
+        if shapes.polygon[i]:
+            inside &= module._in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
+        expected = torch.where(inside & (expected == module._UNCOVERED), i, expected)
+    assert torch.equal(index, expected)
+
+
+def test_rough_outline_stays_between_0_7_r_and_r():
+    from learnreg.data import deadleaves as module
+
+    shapes = module._sample_shapes(400, 400, r_min=150.0, r_max=190.0, alpha=3.0, polygons=0.0,
+                                   generator=_generator(2), rough=1.0)
+    grid = torch.arange(-200, 201, dtype=torch.float32) + 0.5
+    dy, dx = grid[None, :, None], grid[None, None, :]
+    for i in range(min(4, len(shapes.r))):
+        inside = module._inside(dy, dx, shapes.r[i].view(1, 1, 1), shapes.harmonics[i:i + 1])[0]
+        distance = torch.sqrt(dy[0] ** 2 + dx[0] ** 2)
+        r = float(shapes.r[i])
+        assert bool(inside[distance <= 0.7 * r - 1].all()) and not bool(inside[distance > r].any())
+        assert not bool(inside[distance <= r - 1].all())  # it is rough: some of the disk is cut away
+
+
+def test_stroke_width_sets_the_widest_stroke():
+    from learnreg.data import deadleaves as module
+
+    widest = []
+    for seed in range(12):
+        index = torch.zeros(128, 128, dtype=torch.int64)
+        groups = module._paint_strokes(index, 1, 128, 1, _generator(seed), 12.0)
+        for k in range(1, groups + 1):
+            ys, xs = (index == k).nonzero(as_tuple=True)
+            if len(ys) >= 40:
+                points = torch.stack([ys, xs], 1).double()
+                widest.append(min(_band_widths(points - points.mean(0), a) for a in torch.linspace(0, np.pi, 721)[:-1]))
+    assert max(widest) <= 13.0 and max(widest) > 5.0
+
+
+def test_bad_rough_and_stroke_width():
+    with pytest.raises(ValueError, match="rough is a probability"):
+        DeadLeavesConfig(rough=-0.1)
+    with pytest.raises(ValueError, match="stroke_width must be >= 0.7"):
+        DeadLeavesConfig(stroke_width=0.2)

@@ -88,6 +88,20 @@ def test_admm_reaches_the_map_minimiser(priors, spec):
 
 
 @pytest.mark.parametrize("spec", SPECS)
+def test_admm_continuation_and_tuned_defaults_reach_the_map_minimiser(priors, spec, monkeypatch):
+    # a falling level (continuation) changes the path, not the minimiser; lambda = 0 takes the family's tuned value
+    from learnreg.restore import pnp
+    from learnreg.restore.baselines import family
+
+    _, problem = _problem(spec)
+    lam = 0.7
+    monkeypatch.setitem(pnp.ADMM_TUNED["gray"], family(problem.operator), (0.03, lam))
+    result = restore(problem, "pnp-admm", params={"prior": "test-quadratic", "iterations": 200, "tol": 0.0,
+                                                   "sigma_start": 0.2})
+    assert float((result.x - _ridge(problem, lam * SIGMA**2 * C)).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("spec", SPECS)
 def test_fb_reaches_the_map_minimiser(priors, spec):
     # weight w = sigma_d^2 / eta with eta = step / ||A||^2: 1/2 ||A x - y||^2 + w C/2 ||x||^2
     _, problem = _problem(spec)
@@ -127,7 +141,7 @@ def test_hqs_with_a_constant_schedule_reaches_the_penalised_minimiser(priors, sp
 def test_dpir_schedule_and_evaluation_budget(priors):
     _, problem = _problem("blur:gaussian:1.0", channels=3)
     result = restore(problem, "pnp-hqs", params={"prior": "test-recorder"})
-    iterations = HQS_TUNED["blur"][1]  # the tuned default of the task family
+    iterations = HQS_TUNED["rgb"]["blur"][1]  # the tuned default of the colour mode and task family
     assert result.history.evaluations == list(range(1, iterations + 1))  # one denoiser call each
     assert result.history.evaluations[-1] <= 40
     sigmas = priors.sigmas
@@ -136,22 +150,41 @@ def test_dpir_schedule_and_evaluation_budget(priors):
     assert ratios == pytest.approx([ratios[0]] * (iterations - 1))  # geometric
 
 
-def test_hqs_defaults_follow_the_task_family(priors):
+@pytest.mark.parametrize("channels, mode", [(1, "gray"), (3, "rgb")])
+def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels, mode):
+    from learnreg.restore.pnp import ADMM_TUNED, admm_defaults
+
     for operator, fam in (("blur:gaussian:1.0", "blur"), ("sr:2:bicubic", "sr"), ("inpaint:random:0.5", "inpaint")):
-        _, problem = _problem(operator, channels=1)
+        _, problem = _problem(operator, channels=channels)
         chosen = hqs_defaults(problem, {"lambda": 0.0, "iterations": 0})
-        assert (chosen["lambda"], chosen["iterations"]) == HQS_TUNED[fam]
+        assert (chosen["lambda"], chosen["iterations"]) == HQS_TUNED[mode][fam]
         assert hqs_defaults(problem, {"lambda": 0.5, "iterations": 3}) == {"lambda": 0.5, "iterations": 3}
+        chosen = admm_defaults(problem, {"lambda": 0.0, "sigma_denoiser": 0.0})
+        assert (chosen["sigma_denoiser"], chosen["lambda"], chosen["_level_is_floor"]) == (*ADMM_TUNED[mode][fam], True)
+        assert admm_defaults(problem, {"lambda": 0.5, "sigma_denoiser": 0.02})["_level_is_floor"] is False
     with pytest.raises(ValueError, match="lambda and iterations must be > 0"):
         restore(problem, "pnp-hqs", params={"prior": "test-recorder", "iterations": -1})
 
 
-@pytest.mark.parametrize("method", ["pnp-admm", "pnp-fb", "red"])
+@pytest.mark.parametrize("method", ["pnp-fb", "red"])
 @pytest.mark.parametrize("sigma, level", [(0.01, 0.05), (0.08, 0.08)])
 def test_fixed_level_methods_default_to_at_least_0_05(priors, method, sigma, level):
     _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
     restore(problem, method, params={"prior": "test-recorder", "iterations": 2})
     assert priors.sigmas == pytest.approx([level, level])
+
+
+@pytest.mark.parametrize("sigma", [0.01, 0.09])
+def test_admm_level_defaults_to_the_tuned_floor_or_the_noise(priors, sigma):
+    from learnreg.restore.pnp import ADMM_TUNED
+
+    _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
+    restore(problem, "pnp-admm", params={"prior": "test-recorder", "iterations": 2})
+    level = max(sigma, ADMM_TUNED["gray"]["blur"][0])
+    assert priors.sigmas == pytest.approx([level, level])
+    restore(problem, "pnp-admm", params={"prior": "test-recorder", "iterations": 4, "sigma_denoiser": 0.03,
+                                         "sigma_start": 0.12})  # continuation: geometric from 0.12 to 0.03
+    assert priors.sigmas[2:] == pytest.approx([0.12, 0.12 * 0.25 ** (1 / 3), 0.12 * 0.25 ** (2 / 3), 0.03])
 
 
 def test_noise_free_problems_use_the_floor(priors):
@@ -228,7 +261,7 @@ def test_bad_parameters_are_refused(priors):
     with pytest.raises(ValueError, match="no parameter 'lambda'"):
         restore(problem, "pnp-fb", params={"prior": "test-quadratic", "lambda": 1.0})
     with pytest.raises(ValueError, match="lambda must be > 0"):
-        restore(problem, "pnp-admm", params={"prior": "test-quadratic", "lambda": 0})
+        restore(problem, "pnp-admm", params={"prior": "test-quadratic", "lambda": -1})
     with pytest.raises(ValueError, match="color"):
         restore(problem, "pnp-hqs", params={"prior": "test-quadratic", "color": "lab"})
 

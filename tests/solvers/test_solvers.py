@@ -142,6 +142,36 @@ def test_admm(quadratic):
     assert relative_error(x, x_star) < 1e-6
 
 
+@pytest.mark.parametrize("rho", [(0.01, 0.1, 1.0, 3.0), lambda k: 0.05 * 1.2 ** min(k, 30)])
+def test_admm_with_a_penalty_schedule(quadratic, rho):
+    # continuation (increasing rho, the dual rescaled to keep the multiplier) still reaches the minimiser
+    A, y, x_star = quadratic
+    solver = ADMM(L2Data(A, y), LAMBDA * SquaredNorm(), rho=rho)
+    x, _ = solver.run(torch.zeros_like(x_star), stop=TIGHT)
+    assert relative_error(x, x_star) < 1e-6
+    assert solver.penalty(100) == (3.0 if isinstance(rho, tuple) else pytest.approx(0.05 * 1.2**30))
+
+
+def test_admm_keeps_its_fixed_point_when_rho_changes(quadratic):
+    # at the solution the multiplier rho u is fixed; rescaling u when rho jumps keeps every iterate there
+    A, y, x_star = quadratic
+    converged, _ = ADMM(L2Data(A, y), LAMBDA * SquaredNorm(), rho=1.0).run(torch.zeros_like(x_star), stop=TIGHT)
+    solver = ADMM(L2Data(A, y), LAMBDA * SquaredNorm(), rho=lambda k: 1.0 if k < 400 else 7.0)
+    state = solver.init_state(converged)
+    for _ in range(400):
+        state = solver.step(state)
+    assert state.rho == 1.0
+    state = solver.step(state)  # rho jumps from 1 to 7
+    assert state.rho == 7.0 and relative_error(state.x, x_star) < 1e-6 and relative_error(state.z, x_star) < 1e-6
+
+
+def test_admm_rejects_bad_penalties():
+    with pytest.raises(ValueError, match="rho must be > 0"):
+        ADMM(SquaredNorm(), SquaredNorm(), rho=0.0)
+    with pytest.raises(ValueError, match="all > 0"):
+        ADMM(SquaredNorm(), SquaredNorm(), rho=(1.0, -1.0))
+
+
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_split_admm_prox_mode(quadratic, adaptive):
     A, y, x_star = quadratic
