@@ -314,9 +314,7 @@ def admm_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
     """``params`` with ``sigma_denoiser`` and ``lambda`` of 0 replaced by the tuned values of the colour mode
     and task family (``sigma_denoiser`` as a floor: the level is ``max(sigma_n, sigma_denoiser)``)."""
     level, lam = ADMM_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
-    tuned = params["sigma_denoiser"] == 0
-    return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level,
-            "_level_is_floor": tuned}
+    return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level}
 
 
 def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
@@ -388,10 +386,11 @@ def run_admm(problem: Problem, params: dict[str, Any], *, reference=None, callba
     """
     if params["lambda"] < 0:
         raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
+    level_is_floor = params["sigma_denoiser"] == 0  # a tuned level; a given one is used as is
     params = admm_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
     sigma_d = params["sigma_denoiser"] * params["scale"]
-    if params.pop("_level_is_floor"):
+    if level_is_floor:
         sigma_d = max(sigma_n, sigma_d)
     weight = params["lambda"] * sigma_n**2
     prior = _build_prior(problem, params)

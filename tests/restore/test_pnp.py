@@ -160,8 +160,8 @@ def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels,
         assert (chosen["lambda"], chosen["iterations"]) == HQS_TUNED[mode][fam]
         assert hqs_defaults(problem, {"lambda": 0.5, "iterations": 3}) == {"lambda": 0.5, "iterations": 3}
         chosen = admm_defaults(problem, {"lambda": 0.0, "sigma_denoiser": 0.0})
-        assert (chosen["sigma_denoiser"], chosen["lambda"], chosen["_level_is_floor"]) == (*ADMM_TUNED[mode][fam], True)
-        assert admm_defaults(problem, {"lambda": 0.5, "sigma_denoiser": 0.02})["_level_is_floor"] is False
+        assert (chosen["sigma_denoiser"], chosen["lambda"]) == ADMM_TUNED[mode][fam]
+        assert admm_defaults(problem, {"lambda": 0.5, "sigma_denoiser": 0.02}) == {"lambda": 0.5, "sigma_denoiser": 0.02}
     with pytest.raises(ValueError, match="lambda and iterations must be > 0"):
         restore(problem, "pnp-hqs", params={"prior": "test-recorder", "iterations": -1})
 
