@@ -480,7 +480,7 @@ register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing nois
 register(Method("pnp-admm", "plug-and-play ADMM with a learned denoiser at a fixed level", run_admm,
                 _parameters(iterations=40, lam=0.0, tol=1e-5, extra={
                     "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
-                                                            "max(sigma_n, level tuned for the task family)"),
+                                                            "max(sigma_n, level tuned for the colour mode and task family)"),
                     "sigma_start": Parameter(float, 0.0, "first denoiser level of a geometric continuation down to "
                                                          "sigma_d ([0, 1] scale); 0 = fixed level sigma_d")}),
                 _linear, _REQUIREMENT))
