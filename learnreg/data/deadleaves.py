@@ -128,6 +128,12 @@ class DeadLeavesConfig(DictConfig):
     rough : float
         Probability that a disk gets a rough outline: its radius shrinks by up to ``0.3 r``
         along a random angular profile (8 harmonics of orders 3 to 48, amplitudes ``1/k``).
+    blur : float
+        Probability that an image is defocused: a Gaussian blur of standard
+        deviation ``U[0.3, blur_sigma]`` output pixels over the whole image
+        (soft edges, as out-of-focus or motion-softened photographs have).
+    blur_sigma : float
+        Largest blur standard deviation, in output pixels.
     textures : bool
         Give half of the shapes a texture (1/f noise or a sinusoid).
     ramps : bool
@@ -153,6 +159,8 @@ class DeadLeavesConfig(DictConfig):
     strokes: float = 0.0
     stroke_width: float = 4.0
     rough: float = 0.0
+    blur: float = 0.0
+    blur_sigma: float = 1.5
     textures: bool = True
     ramps: bool = True
     ramp_radius: float = 0.2
@@ -164,13 +172,14 @@ class DeadLeavesConfig(DictConfig):
         _check(size=(self.size, self.size), channels=self.channels, r_min=self.r_min,
                r_max=self.r_max, alpha=self.alpha, polygons=self.polygons, strokes=self.strokes,
                supersample=self.supersample, max_shapes=self.max_shapes, stroke_width=self.stroke_width,
-               rough=self.rough)
+               rough=self.rough, blur=self.blur, blur_sigma=self.blur_sigma)
 
 
 
 def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float | None,
            alpha: float, polygons: float, supersample: int, max_shapes: int,
-           strokes: float = 0.0, stroke_width: float = 4.0, rough: float = 0.0) -> None:
+           strokes: float = 0.0, stroke_width: float = 4.0, rough: float = 0.0,
+           blur: float = 0.0, blur_sigma: float = 1.5) -> None:
     if min(size) <= 0:
         raise ValueError(f"dead_leaves: size must be positive, got {size}")
     if channels not in (1, 3):
@@ -185,6 +194,10 @@ def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float |
         raise ValueError(f"dead_leaves: strokes is a probability in [0, 1], got {strokes}")
     if not 0 <= rough <= 1:
         raise ValueError(f"dead_leaves: rough is a probability in [0, 1], got {rough}")
+    if not 0 <= blur <= 1:
+        raise ValueError(f"dead_leaves: blur is a probability in [0, 1], got {blur}")
+    if not 0.3 <= blur_sigma <= 8:
+        raise ValueError(f"dead_leaves: blur_sigma must be in [0.3, 8] output pixels, got {blur_sigma}")
     if not stroke_width >= 0.7:
         raise ValueError(f"dead_leaves: stroke_width must be >= 0.7 output pixels, got {stroke_width}")
     if supersample < 1 or max_shapes < 1:
@@ -386,7 +399,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
                 polygons: float = 0.0, textures: bool = True, ramps: bool = True,
                 ramp_radius: float = 0.2, supersample: int = 3, max_uncovered: int = 4,
                 max_shapes: int = 50_000, strokes: float = 0.0, stroke_width: float = 4.0,
-                rough: float = 0.0) -> Tensor:
+                rough: float = 0.0, blur: float = 0.0, blur_sigma: float = 1.5) -> Tensor:
     """Generate one dead-leaves image.
 
     Parameters
@@ -400,7 +413,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     r_min, r_max : float
         Radius range in output pixels; ``r_max=None`` means ``max(H, W)``.
     alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes, strokes,
-    stroke_width, rough
+    stroke_width, rough, blur, blur_sigma
         See :class:`DeadLeavesConfig`.
 
     Returns
@@ -416,7 +429,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     _check(size=(height, width), channels=channels, r_min=r_min, r_max=r_max, alpha=alpha,
            polygons=polygons, supersample=supersample, max_shapes=max_shapes, strokes=strokes,
-           stroke_width=stroke_width, rough=rough)
+           stroke_width=stroke_width, rough=rough, blur=blur, blur_sigma=blur_sigma)
     s = int(supersample)
     r_max = float(max(height, width) if r_max is None else r_max)
     canvas_h, canvas_w = height * s, width * s
@@ -483,7 +496,21 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     image = image.clamp(0.0, 1.0).T.reshape(1, channels, canvas_h, canvas_w)  # (HW, C) -> (1, C, H, W)
     if s > 1:
         image = F.avg_pool2d(image, s)
+    if blur > 0 and float(torch.rand(1, generator=generator)) < blur:
+        width = 0.3 + (blur_sigma - 0.3) * float(torch.rand(1, generator=generator))
+        image = _gaussian_blur(image, width)
     return image[0].contiguous()
+
+
+def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (1, C, H, W), reflected borders, radius ``ceil(3 sigma)`` (clipped to the image)."""
+    radius = max(1, min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
+    taps = (taps / taps.sum()).to(image.dtype)
+    channels = image.shape[1]
+    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
+    rows = F.conv2d(padded, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    return F.conv2d(rows, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
 
 
 def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,
@@ -495,7 +522,8 @@ def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,
                     polygons=config.polygons, textures=config.textures, ramps=config.ramps,
                     ramp_radius=config.ramp_radius, supersample=config.supersample,
                     max_uncovered=config.max_uncovered, max_shapes=config.max_shapes,
-                    strokes=config.strokes, stroke_width=config.stroke_width, rough=config.rough)
+                    strokes=config.strokes, stroke_width=config.stroke_width, rough=config.rough,
+                    blur=config.blur, blur_sigma=config.blur_sigma)
         for _ in range(batch_size)
     ])
 

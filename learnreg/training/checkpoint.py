@@ -44,6 +44,8 @@ _NAME = re.compile(r"^step_([0-9]{8,})\.pt$")
 RESUMABLE_KEYS = ("steps", "checkpoint_every", "keep_checkpoints", "validate_every", "log_every",
                   "output_dir", "threads", "device", "ship", "ship_dir", "tensorboard",
                   "plugins", "description", "data.workers")
+# recipe keys added after the checkpoint format was fixed, with the value older runs had
+ADDED_KEYS = {"precision": "fp32", "channels_last": False}
 _PLAIN = (torch.Tensor, str, int, float, bool, type(None), torch.Size, torch.dtype)
 
 
@@ -202,7 +204,7 @@ def check_resumable(saved: dict[str, Any], current: dict[str, Any], *, path: Pat
         A key outside :data:`RESUMABLE_KEYS` differs; the message lists each
         change as ``key: old -> new``.
     """
-    old = {key: value for key, value in _flatten(saved).items()
+    old = {key: value for key, value in {**ADDED_KEYS, **_flatten(saved)}.items()
            if key not in RESUMABLE_KEYS and key.split(".")[0] not in RESUMABLE_KEYS}
     new = {key: value for key, value in _flatten(current).items()
            if key not in RESUMABLE_KEYS and key.split(".")[0] not in RESUMABLE_KEYS}

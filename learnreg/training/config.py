@@ -301,6 +301,14 @@ class TrainConfig(Section):
         CPU threads per process during the run (PyTorch's default when null).
     device : str
         ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available).
+    precision : {'fp32', 'bf16'}
+        ``bf16``: the loss (forward pass) runs under :func:`torch.autocast` in
+        bfloat16 — about 1.5-2x faster convolutions on CPUs with AVX-512 BF16
+        or AMX and on recent GPUs; weights, optimizer state, gradients and
+        validation stay float32.
+    channels_last : bool
+        Keep the network's 4-D weights (hence its activations) in channels-last
+        memory order: about 1.4x faster convolutions on CPU with oneDNN, same values.
     ship : str, optional
         Export the final weights under this name with :func:`learnreg.hub.save_weights`.
     ship_dir : str, optional
@@ -327,6 +335,8 @@ class TrainConfig(Section):
     output_dir: str = "runs/train"
     threads: int | None = None
     device: str = "cpu"
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
     ship: str | None = None
     ship_dir: str | None = None
     tensorboard: bool = True

@@ -141,6 +141,8 @@ class _Run:
         init_generator = torch.default_generator  # forked by train(): the caller's state is kept
         init_generator.manual_seed(distributed.rank_seed(config.seed, 0, stream="init"))
         self.model = registry.build_model(config.model.architecture, config.model.options).to(device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         if config.ship is not None:
             export_config(self.model)  # fail now (in every process), not after training
         # per-process global stream (dropout and the like), after the shared initialisation
@@ -240,7 +242,9 @@ class _Run:
     def _train_step(self, model: nn.Module, batch: Any) -> torch.Tensor:
         """One optimizer step on one batch; the loss, detached."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.task.loss(model, batch)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"):
+            loss = self.task.loss(model, batch)
+        loss = loss.float()
         loss.backward()
         if self.config.optim.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)

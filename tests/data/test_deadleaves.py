@@ -278,3 +278,32 @@ def test_bad_rough_and_stroke_width():
         DeadLeavesConfig(rough=-0.1)
     with pytest.raises(ValueError, match="stroke_width must be >= 0.7"):
         DeadLeavesConfig(stroke_width=0.2)
+
+
+def test_blur_is_optional_and_a_normalised_gaussian():
+    from learnreg.data.deadleaves import _gaussian_blur
+
+    # blur = 0 draws nothing extra: every shipped recipe's data is unchanged
+    assert torch.equal(dead_leaves(48, generator=_generator(5)), dead_leaves(48, generator=_generator(5), blur=0.0))
+    sharp = dead_leaves(64, channels=1, generator=_generator(6))
+    soft = dead_leaves(64, channels=1, generator=_generator(6), blur=1.0, blur_sigma=2.0)
+    assert soft.shape == sharp.shape and 0 <= float(soft.min()) and float(soft.max()) <= 1
+    assert abs(float(soft.mean() - sharp.mean())) < 0.01  # blurring moves no mass (reflected borders)
+    assert float(soft.diff(dim=-1).abs().mean()) < 0.8 * float(sharp.diff(dim=-1).abs().mean())
+    # the kernel: unit mass, variance sigma^2 per axis, separable
+    impulse = torch.zeros(1, 1, 41, 41)
+    impulse[..., 20, 20] = 1.0
+    kernel = _gaussian_blur(impulse, 1.7)[0, 0]
+    offsets = torch.arange(-20, 21, dtype=torch.float32)
+    assert float(kernel.sum()) == pytest.approx(1.0, abs=1e-6)
+    assert float((kernel.sum(dim=0) * offsets**2).sum()) == pytest.approx(1.7**2, rel=0.02)
+    assert torch.allclose(kernel, torch.outer(kernel.sum(dim=1), kernel.sum(dim=0)), atol=1e-7)
+    constant = torch.full((1, 3, 16, 16), 0.4)
+    assert torch.allclose(_gaussian_blur(constant, 3.0), constant)
+
+
+def test_bad_blur():
+    with pytest.raises(ValueError, match="blur is a probability"):
+        DeadLeavesConfig(blur=1.5)
+    with pytest.raises(ValueError, match=r"blur_sigma must be in \[0.3, 8\]"):
+        DeadLeavesConfig(blur=0.5, blur_sigma=0.1)

@@ -138,6 +138,7 @@ def test_yaml_reads_exponents_and_fractions(tmp_path):
     ({"task": {"name": "deblur"}}, r"task.name: unknown task 'deblur'; valid: denoise"),
     ({"task": {"options": {"loss": "l3"}}}, r"task.options.loss: must be one of 'l1', 'l2'"),
     ({"plugins": ["no_such_module_xyz"]}, r"plugins: cannot import 'no_such_module_xyz'"),
+    ({"precision": "fp16"}, r"precision: must be one of 'fp32', 'bf16'; got 'fp16'"),
 ])
 def test_bad_configs_name_the_key_and_the_fix(tmp_path, changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -210,6 +211,44 @@ def test_killed_run_resumes_bitwise_identical(tmp_path):
     # the last `keep_checkpoints` are kept
     assert [path.name for path in list_checkpoints(tmp_path / "killed" / "checkpoints")] == \
         ["step_00000010.pt", "step_00000015.pt", "step_00000020.pt"]
+
+
+def test_bf16_channels_last_run_resumes_bitwise_and_ships_plain_weights(tmp_path):
+    from learnreg.learned.hub import load
+
+    fast = {"precision": "bf16", "channels_last": True, "steps": 10,
+            "model": {"architecture": "dncnn", "options": {"channels": 1, "depth": 3, "features": 8}}}
+    whole = train(tiny_config(tmp_path / "whole", ship="fast", ship_dir=str(tmp_path / "w"), **fast),
+                  progress=False)
+    weight = next(value for value in whole.model.state_dict().values() if value.dim() == 4 and value.shape[1] > 1)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    config = tiny_config(tmp_path / "killed", **fast)
+    train(config, progress=False, stop_after=7)
+    resumed = train(config, resume=True, progress=False)
+    first, second = _parameters(whole.model), _parameters(resumed.model)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    shipped = load(whole.shipped)  # stored contiguous, loads into a plain network
+    assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), first.values()))
+
+    # bf16 changes the numbers a little, not the training: close to the float32 run after 10 steps
+    exact = train(tiny_config(tmp_path / "fp32", **{**fast, "precision": "fp32", "channels_last": False}),
+                  progress=False)
+    assert abs(exact.metrics["psnr"] - whole.metrics["psnr"]) < 0.5
+    layout = train(tiny_config(tmp_path / "cl", **{**fast, "precision": "fp32"}), progress=False)
+    assert layout.metrics["psnr"] == pytest.approx(exact.metrics["psnr"], abs=1e-3)
+
+
+def test_checkpoints_from_before_the_precision_keys_still_resume(tmp_path):
+    config = tiny_config(tmp_path / "run", steps=10)
+    train(config, progress=False, stop_after=5)
+    path = latest_checkpoint(tmp_path / "run" / "checkpoints")
+    state = load_checkpoint(path)
+    for key in checkpoint_module.ADDED_KEYS:
+        del state["config"][key]  # as written by an older learnreg
+    save_checkpoint(state, path.parent, step=5, keep=3)
+    assert train(config, resume=True, progress=False).completed
+    with pytest.raises(ConfigError, match=r"precision: 'fp32' -> 'bf16'"):
+        train(tiny_config(tmp_path / "run", steps=10, precision="bf16"), resume=True, progress=False)
 
 
 def test_batches_drawn_by_worker_processes_are_the_same(tmp_path):
