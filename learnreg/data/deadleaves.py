@@ -497,20 +497,11 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     if s > 1:
         image = F.avg_pool2d(image, s)
     if blur > 0 and float(torch.rand(1, generator=generator)) < blur:
+        from learnreg.learned.nets.msgnet import gaussian_lowpass  # separable, reflected borders
+
         width = 0.3 + (blur_sigma - 0.3) * float(torch.rand(1, generator=generator))
-        image = _gaussian_blur(image, width)
+        image = gaussian_lowpass(image, width)
     return image[0].contiguous()
-
-
-def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (1, C, H, W), reflected borders, radius ``ceil(3 sigma)`` (clipped to the image)."""
-    radius = max(1, min(math.ceil(3 * sigma), min(image.shape[-2:]) - 1))
-    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float32) / sigma) ** 2)
-    taps = (taps / taps.sum()).to(image.dtype)
-    channels = image.shape[1]
-    padded = F.pad(image, (radius, radius, radius, radius), mode="reflect")
-    rows = F.conv2d(padded, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    return F.conv2d(rows, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
 
 
 def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,

@@ -103,7 +103,7 @@ class TiledDenoiser:
     def _run(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         height, width = x.shape[-2:]
         if height * width <= self.threshold or (height <= self.tile and width <= self.tile):
-            return self.network(x, sigma).contiguous()  # a channels-last network may return channels-last
+            return self.network(x, sigma)
         rows = tile_starts(height, self.tile, self.overlap)
         cols = tile_starts(width, self.tile, self.overlap)
         tile_height, tile_width = min(self.tile, height), min(self.tile, width)

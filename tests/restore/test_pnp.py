@@ -10,9 +10,8 @@ from learnreg.learned.nets import DRUNet, DRUNetConfig, network_config
 from learnreg.physics.operator import conjugate_gradient
 from learnreg.physics.spec import Degradation
 from learnreg.restore import Problem, restore
-from learnreg.learned.tiling import tiled
 from learnreg.restore.pnp import (HQS_TUNED, available_priors, choose_color, hqs_defaults, register_prior,
-                                  resolve_prior, unregister_prior)
+                                  unregister_prior)
 
 C = 100.0  # the quadratic prior phi(x) = C/2 ||x||^2
 SIGMA = 0.05
@@ -301,16 +300,3 @@ def test_dihedral_transforms_invert_and_ensemble_of_an_equivariant_denoiser_is_i
             restore(problem, "denoiser", params={"prior": "test-shrink", "ensemble": 3})
     finally:
         unregister_prior("test-shrink")
-
-
-def test_shipped_denoiser_runs_channels_last_on_cpu_with_the_same_output(empty_hub):
-    _ship(empty_hub, "drunet-rgb-test", channels=3)
-    entry, _ = resolve_prior("drunet-rgb-test", image_channels=3)
-    weight = next(p for p in entry.denoiser.parameters() if p.dim() == 4 and p.shape[1] > 1)
-    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
-    plain = hub.load(empty_hub / "drunet-rgb-test.json")
-    x = torch.rand(1, 3, 40, 48, generator=torch.Generator().manual_seed(3))
-    denoiser = tiled(entry.denoiser)
-    out = denoiser(x, 0.1)
-    assert out.is_contiguous()  # solvers may view() it
-    assert torch.allclose(out, plain(x, 0.1), atol=1e-5)
