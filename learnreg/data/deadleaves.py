@@ -497,7 +497,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     if s > 1:
         image = F.avg_pool2d(image, s)
     if blur > 0 and float(torch.rand(1, generator=generator)) < blur:
-        from learnreg.learned.nets.msgnet import gaussian_lowpass  # separable, reflected borders
+        from learnreg.physics.kernels import gaussian_lowpass  # separable, reflected borders
 
         width = 0.3 + (blur_sigma - 0.3) * float(torch.rand(1, generator=generator))
         image = gaussian_lowpass(image, width)

@@ -26,8 +26,11 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
-__all__ = ["gaussian_kernel", "uniform_kernel", "bicubic_kernel", "box_kernel", "load_kernel", "check_kernel"]
+__all__ = ["gaussian_kernel", "gaussian_lowpass", "uniform_kernel", "bicubic_kernel", "box_kernel", "load_kernel", "check_kernel"]
 
 
 def check_kernel(kernel, *, what: str = "kernel") -> np.ndarray:
@@ -218,3 +221,19 @@ def _positive_int(value, what: str) -> int:
     if not valid:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def gaussian_lowpass(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur with reflect padding, radius ``ceil(3 sigma)``, per channel."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = x.shape[1]
+    radius_h = min(radius, x.shape[-2] - 1)
+    radius_w = min(radius, x.shape[-1] - 1)
+    h = F.pad(x, (radius_w, radius_w, radius_h, radius_h), mode="reflect")
+    # Reflect padding cannot exceed the size; the missing margin is replicated.
+    h = F.pad(h, (radius - radius_w,) * 2 + (radius - radius_h,) * 2, mode="replicate")
+    h = F.conv2d(h, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(h, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)

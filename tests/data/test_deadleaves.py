@@ -281,7 +281,7 @@ def test_bad_rough_and_stroke_width():
 
 
 def test_blur_is_optional_and_a_normalised_gaussian():
-    from learnreg.learned.nets.msgnet import gaussian_lowpass as _gaussian_blur
+    from learnreg.physics.kernels import gaussian_lowpass as _gaussian_blur
 
     # blur = 0 draws nothing extra: every shipped recipe's data is unchanged
     assert torch.equal(dead_leaves(48, generator=_generator(5)), dead_leaves(48, generator=_generator(5), blur=0.0))

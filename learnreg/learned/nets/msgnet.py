@@ -21,7 +21,6 @@ branch's inputs. Sizes not divisible by ``2^(levels-1)`` are reflect-padded and 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from learnreg.config import DictConfig
+from learnreg.physics.kernels import gaussian_lowpass
 
 __all__ = ["UMSGNetConfig", "UMSGNet", "gaussian_lowpass", "luminance"]
 
@@ -66,22 +66,6 @@ def luminance(guide: Tensor) -> Tensor:
         return guide
     weights = guide.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (guide * weights).sum(1, keepdim=True)
-
-
-def gaussian_lowpass(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur with reflect padding, radius ``ceil(3 sigma)``, per channel."""
-    radius = max(1, math.ceil(3 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = x.shape[1]
-    radius_h = min(radius, x.shape[-2] - 1)
-    radius_w = min(radius, x.shape[-1] - 1)
-    h = F.pad(x, (radius_w, radius_w, radius_h, radius_h), mode="reflect")
-    # Reflect padding cannot exceed the size; the missing margin is replicated.
-    h = F.pad(h, (radius - radius_w,) * 2 + (radius - radius_h,) * 2, mode="replicate")
-    h = F.conv2d(h, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(h, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def _conv(inputs: int, outputs: int, *, stride: int = 1) -> nn.Conv2d:
