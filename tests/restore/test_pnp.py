@@ -1,6 +1,7 @@
 """Plug-and-play methods: closed-form conformance with a quadratic "denoiser", schedules, prior selection."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -192,6 +193,35 @@ def test_noise_free_problems_use_the_floor(priors):
     result = restore(problem, "pnp-hqs", params={"prior": "test-recorder"})
     assert priors.sigmas[-1] == pytest.approx(0.004)
     assert bool(torch.isfinite(result.x).all())
+
+
+@pytest.mark.parametrize("method", ["pnp-hqs", "pnp-admm", "pnp-fb", "red"])
+@pytest.mark.parametrize("spec", ["sr:2:bicubic", "inpaint:random:0.5"])
+def test_noise_free_output_is_pulled_onto_the_measurements(priors, method, spec):
+    clean, problem = _problem(spec, sigma=0.0)
+    base = {"prior": "test-quadratic", "iterations": 8}
+    free = restore(problem, method, params={**base, "consistency": 0.0}, reference=clean)
+    pulled = restore(problem, method, params=base, reference=clean)  # default consistency 1e4
+    operator, y, tau = problem.operator, problem.y, 1e4
+    # prox optimality of the last step: tau A^T (A x - y) + (x - x_free) = 0
+    residual = tau * operator.adjoint(operator(pulled.x) - y) + pulled.x - free.x
+    assert float(residual.abs().max()) < 1e-6 * float(free.x.abs().max())
+    misfit = lambda x: float((operator(x) - y).norm())  # noqa: E731
+    assert misfit(pulled.x) < misfit(free.x) / 100
+    # the recorded PSNR of the last iteration is the returned image's
+    expected = -10 * math.log10(float((pulled.x.clamp(0, 1) - clean).pow(2).mean()))
+    assert pulled.history.psnr[-1] == pytest.approx(expected, abs=1e-9)
+    assert pulled.history.psnr[:-1] == pytest.approx(free.history.psnr[:-1], abs=1e-9)
+
+
+def test_noisy_problems_skip_the_consistency_step(priors):
+    _, problem = _problem("sr:2:bicubic")  # sigma = SIGMA > 0
+    a = restore(problem, "pnp-hqs", params={"prior": "test-quadratic", "consistency": 0.0}).x
+    b = restore(problem, "pnp-hqs", params={"prior": "test-quadratic", "consistency": 1e4}).x
+    assert torch.equal(a, b)
+    _, free = _problem("sr:2:bicubic", sigma=0.0)
+    with pytest.raises(ValueError, match="consistency must be >= 0"):
+        restore(free, "pnp-hqs", params={"prior": "test-quadratic", "consistency": -1.0})
 
 
 def test_unknown_prior_lists_the_available_ones(priors, empty_hub):
