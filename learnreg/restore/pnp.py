@@ -310,20 +310,19 @@ def _consistent(x: Tensor, history: History, problem: Problem, params: dict[str,
 # pnp-hqs's (lambda, iterations) per colour mode ("gray": 1 channel, "rgb": 3) and task family
 # (:func:`learnreg.restore.baselines.family`), tuned with the shipped default denoiser on 128x128 crops of the
 # development images (``python -m learnreg.bench.tune --prior pnp-hqs``, docs/benchmarks/tuning-pnp-hqs.json; grid
-# lambda 0.06-0.9 x 8-40 iterations, each mode and family keeps the point of best mean PSNR over its settings);
-# other families take DPIR's deblurring values. SR and inpainting chose the grid's smallest lambda (0.06): a wider
+# lambda 0.03-0.45 x 8-40 iterations, each mode and family keeps the point of best mean PSNR over its settings);
+# other families take DPIR's deblurring values. Inpainting chose the grid's corner (0.03, 40 iterations): a wider
 # grid may find more. Gray and RGB differ because a gray prior reaches RGB images through the opponent transform.
 HQS_TUNED: dict[str, dict[str, tuple[float, int]]] = {
-    "gray": {"blur": (0.12, 8), "sr": (0.06, 8), "inpaint": (0.06, 8)},
-    "rgb": {"blur": (0.12, 8), "sr": (0.06, 16), "inpaint": (0.06, 40)}}
+    "gray": {"blur": (0.12, 8), "sr": (0.12, 16), "inpaint": (0.03, 40)},
+    "rgb": {"blur": (0.12, 8), "sr": (0.12, 24), "inpaint": (0.03, 40)}}
 HQS_DPIR = (0.23, 8)
 # pnp-admm's (sigma_d floor, lambda), tuned the same way (``--prior pnp-admm``, 40 iterations,
 # docs/benchmarks/tuning-pnp-admm.json; grid sigma_d 0.02-0.07 x lambda 0.5-2); other families keep
-# FIXED_LEVEL_MIN and the MAP weight. Gray deblurring chose the grid's largest level (0.1 measured 0.6 dB
-# worse than 0.07 on the RGB development crops, so the grid was not widened).
+# FIXED_LEVEL_MIN and the MAP weight.
 ADMM_TUNED: dict[str, dict[str, tuple[float, float]]] = {
-    "gray": {"blur": (0.07, 1.0), "sr": (0.05, 1.0), "inpaint": (0.03, 0.5)},
-    "rgb": {"blur": (0.05, 1.0), "sr": (0.04, 1.0), "inpaint": (0.05, 2.0)}}
+    "gray": {"blur": (0.05, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)},
+    "rgb": {"blur": (0.03, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)}}
 
 
 def colour_mode(problem: Problem) -> str:
