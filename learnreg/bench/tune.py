@@ -119,8 +119,12 @@ def scan_pnp(method: str = "pnp-hqs", *, size: int = 128) -> dict:
 
 
 def fit_pnp(results: dict, method: str = "pnp-hqs") -> dict:
-    """Per colour mode (gray, rgb) and task family, the grid point with the best mean PSNR over its settings."""
-    (first, values_a), (second, _) = PNP_GRIDS[method]
+    """Per colour mode (gray, rgb) and task family, the grid point with the best mean PSNR over its settings.
+
+    ``edge_of_grid`` names the parameters whose chosen value is the first or last of its grid
+    (a wider grid may find more; for pnp-hqs the largest iteration count is the 40-evaluation budget).
+    """
+    (first, values_a), (second, values_b) = PNP_GRIDS[method]
     fitted: dict = {}
     for mode in ("gray", "rgb"):
         in_mode = {k: r for k, r in results.items() if k.endswith(f", {mode}")}
@@ -130,8 +134,10 @@ def fit_pnp(results: dict, method: str = "pnp-hqs") -> dict:
             grid = [tuple(g) for g in rows[0]["grid"]]
             means = [statistics.fmean(r["psnr"][i] for r in rows) for i in range(len(grid))]
             best = max(range(len(grid)), key=means.__getitem__)
+            edges = [name for name, value, values in ((first, grid[best][0], values_a), (second, grid[best][1], values_b))
+                     if value in (values[0], values[-1])]
             fitted[mode][fam] = {first: grid[best][0], second: grid[best][1], "mean_psnr": means[best],
-                                 "edge_of_grid": grid[best][0] in (values_a[0], values_a[-1])}
+                                 "edge_of_grid": edges}
     return fitted
 
 
