@@ -352,8 +352,34 @@ def run_models(args) -> int:
     else:
         for m in models:
             print(f"{m['name']:24s} {m.get('architecture', '?'):10s} {(m.get('parameters') or 0)/1e6:5.2f}M  "
-                  f"{(m.get('size') or 0)/1e6:5.1f} MB  {m.get('training_data', '')}  {m.get('quality', '')}")
+                  f"{(m.get('size') or 0)/1e6:5.1f} MB  {m.get('recipe') or '(no recipe)'}")
+            print(f"    trained on: {m.get('training_data') or 'unknown'}")
+            quality = "; ".join(q for q in (_regression_text(m.get("regression")),
+                                            _validation_text(m.get("quality"))) if q)
+            print(f"    quality: {quality or 'not recorded'}")
     return 0
+
+
+def _regression_text(record: dict | None) -> str:
+    """The fixed case a test checks the weights against, in words."""
+    if not record:
+        return ""
+    if "psnr" in record:
+        return (f"{record['image']} {record['size']}x{record['size']}, noise {record['sigma'] * 255:.0f}/255: "
+                f"{record['psnr']:.2f} dB (regression-tested)")
+    if "rmse_d" in record:
+        return (f"{record['family']} scenes {record['size']}x{record['size']}, {record['iterations']} iterations: "
+                f"RMSE_d {record['rmse_d']:.4f} (regression-tested)")
+    return ""
+
+
+def _validation_text(quality: dict | None) -> str:
+    """The headline validation metric of training (``psnr`` or ``rmse_network``)."""
+    validation = (quality or {}).get("validation") or {}
+    for name, unit, digits in (("psnr", " dB", 2), ("rmse_network", "", 4)):
+        if isinstance(validation.get(name), (int, float)):
+            return f"validation {name} {validation[name]:.{digits}f}{unit}"
+    return ""
 
 
 REGISTRY = [_register_degrade, _register_restore, _register_train, _register_bench, _register_demo, _register_models]

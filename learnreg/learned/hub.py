@@ -249,7 +249,7 @@ def list_models(*, directory: PathLike | None = None) -> list[dict[str, Any]]:
     list of dict
         One per model: ``name``, ``architecture``, ``parameters``, ``size``
         (bytes of the safetensors file), ``training_data``, ``quality``,
-        ``recipe`` (``None`` where the record has none) and ``path`` (the record).
+        ``regression`` (the fixed case a test checks the weights on), ``recipe`` (``None`` where the record has none) and ``path`` (the record).
     """
     folder = WEIGHTS_DIRECTORY if directory is None else Path(directory)
     models = []
@@ -262,6 +262,7 @@ def list_models(*, directory: PathLike | None = None) -> list[dict[str, Any]]:
             "size": record.get("file_size"),
             "training_data": record.get("training_data"),
             "quality": record.get("quality"),
+            "regression": record.get("regression"),
             "recipe": record.get("recipe"),
             "path": str(path),
         })

@@ -96,3 +96,20 @@ def test_help_has_examples(capsys):
 def test_models_lists_or_says_none(capsys):
     assert main(["models"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+def test_models_state_recipe_data_and_tested_quality(capsys):
+    import re
+
+    from learnreg.hub import list_models
+
+    shipped = {m["name"]: m for m in list_models()}
+    if "drunet-gray" not in shipped:
+        pytest.skip("no drunet-gray shipped")
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    block = out[out.index("drunet-gray"):].split("\n")[:3]
+    record = shipped["drunet-gray"]["regression"]
+    assert "recipes/denoiser-gray.yaml" in block[0] and "dead leaves" in block[1]
+    assert f"{record['psnr']:.2f} dB (regression-tested)" in block[2]
+    assert not re.search(r"\d\.\d{6,}", out), "raw floats in the listing"
