@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 from learnreg.config import DictConfig
+from learnreg.physics.kernels import gaussian_lowpass
 
 __all__ = ["DeadLeavesConfig", "DeadLeaves", "dead_leaves", "dead_leaves_batch"]
 
@@ -497,8 +498,6 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     if s > 1:
         image = F.avg_pool2d(image, s)
     if blur > 0 and float(torch.rand(1, generator=generator)) < blur:
-        from learnreg.physics.kernels import gaussian_lowpass  # separable, reflected borders
-
         width = 0.3 + (blur_sigma - 0.3) * float(torch.rand(1, generator=generator))
         image = gaussian_lowpass(image, width)
     return image[0].contiguous()

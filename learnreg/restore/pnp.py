@@ -45,7 +45,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -63,7 +62,7 @@ from learnreg.restore.baselines import family
 from learnreg.restore.classical import initial_estimate
 from learnreg.restore.methods import Method, Parameter, Problem, register
 from learnreg.solvers import ADMM, HQS, Diverged, ForwardBackward, GradientDescent, MaxIter, RelativeChange
-from learnreg.solvers.base import History, Solver, State, StopRule
+from learnreg.solvers.base import History, Solver, State, StopRule, clipped_psnr
 from learnreg.solvers.hqs import geometric_schedule
 
 logger = logging.getLogger(__name__)
@@ -252,6 +251,8 @@ def _noise_level(problem: Problem, params: dict[str, Any]) -> float:
             raise ValueError(f"parameter {key} must be >= 0 (0 = automatic), got {params[key]}")
     if params["iterations"] < 1:
         raise ValueError(f"parameter iterations must be >= 1, got {params['iterations']}")
+    if params.get("consistency", 0) < 0:
+        raise ValueError(f"parameter consistency must be >= 0 (0 = off), got {params['consistency']}")
     return max(problem.sigma, params["sigma_floor"] * params["scale"])
 
 
@@ -295,14 +296,12 @@ def _consistent(x: Tensor, history: History, problem: Problem, params: dict[str,
     Noisy data is left alone: fitting the noise would undo the denoising. The recorded PSNR of
     the last iteration is that of the returned image (the step costs no network call).
     """
-    tau = params.get("consistency", 0.0)
-    if tau < 0:
-        raise ValueError(f"parameter consistency must be >= 0 (0 = off), got {tau}")
+    tau = params["consistency"]
     if tau == 0 or problem.sigma > 0 or history.diverged:
         return x, history
     x = L2Data(problem.operator, problem.y).prox(x, tau)
     if reference is not None and history.psnr:
-        history.psnr[-1] = -10.0 * math.log10(max(float((x.clamp(0, 1) - reference).pow(2).mean()), 1e-30))
+        history.psnr[-1] = clipped_psnr(x, reference)
     return x, history
 
 

@@ -143,7 +143,8 @@ def default_stop(max_iter: int = 300, tol: float = 1e-6) -> StopRule:
     return MaxIter(max_iter) | RelativeChange(tol) | Diverged(100.0)
 
 
-def _psnr(x: Tensor, reference: Tensor) -> float:
+def clipped_psnr(x: Tensor, reference: Tensor) -> float:
+    """PSNR (dB) of ``x`` clipped to [0, 1] against ``reference``, over the whole batch: what History records."""
     mse = float((x.clamp(0, 1) - reference).pow(2).mean())
     return float("inf") if mse == 0 else -10.0 * math.log10(mse)
 
@@ -229,7 +230,7 @@ class Solver:
                 history.time.append(time.perf_counter() - start)
                 history.evaluations.append(self.evaluations(state))
                 if reference is not None:
-                    history.psnr.append(_psnr(x, reference))
+                    history.psnr.append(clipped_psnr(x, reference))
                 history.iterations = state.iteration
                 if callback is not None:
                     callback(state, history)

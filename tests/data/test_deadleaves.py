@@ -281,7 +281,7 @@ def test_bad_rough_and_stroke_width():
 
 
 def test_blur_is_optional_and_a_normalised_gaussian():
-    from learnreg.physics.kernels import gaussian_lowpass as _gaussian_blur
+    from learnreg.physics.kernels import gaussian_lowpass
 
     # blur = 0 draws nothing extra: every shipped recipe's data is unchanged
     assert torch.equal(dead_leaves(48, generator=_generator(5)), dead_leaves(48, generator=_generator(5), blur=0.0))
@@ -293,13 +293,13 @@ def test_blur_is_optional_and_a_normalised_gaussian():
     # the kernel: unit mass, variance sigma^2 per axis, separable
     impulse = torch.zeros(1, 1, 41, 41)
     impulse[..., 20, 20] = 1.0
-    kernel = _gaussian_blur(impulse, 1.7)[0, 0]
+    kernel = gaussian_lowpass(impulse, 1.7)[0, 0]
     offsets = torch.arange(-20, 21, dtype=torch.float32)
     assert float(kernel.sum()) == pytest.approx(1.0, abs=1e-6)
     assert float((kernel.sum(dim=0) * offsets**2).sum()) == pytest.approx(1.7**2, rel=0.02)
     assert torch.allclose(kernel, torch.outer(kernel.sum(dim=1), kernel.sum(dim=0)), atol=1e-7)
     constant = torch.full((1, 3, 16, 16), 0.4)
-    assert torch.allclose(_gaussian_blur(constant, 3.0), constant)
+    assert torch.allclose(gaussian_lowpass(constant, 3.0), constant)
 
 
 def test_bad_blur():
