@@ -135,8 +135,19 @@ class DeadLeavesConfig(DictConfig):
         (soft edges, as out-of-focus or motion-softened photographs have).
     blur_sigma : float
         Largest blur standard deviation, in output pixels.
+    periodic : float
+        Probability that an image is made periodic, like a brick wall, tiling or fabric: its
+        top-left ``p_y x p_x`` block (periods ``U{8..48}`` pixels each) is repeated over the
+        image, every other row of blocks shifted by ``U[0, p_x)`` (a running bond).
     textures : bool
         Give half of the shapes a texture (1/f noise or a sinusoid).
+    texture_amplitude : float
+        Largest texture amplitude (standard deviation of the noise, peak of the sinusoid);
+        each textured shape draws ``U[0, texture_amplitude]``.
+    texture_beta : float
+        The 1/f noise fields have amplitude spectra ``f^-beta``, ``beta ~ U[texture_beta,
+        texture_beta + 1]``: 0 reaches white grain (fine stochastic textures such as stone or
+        fabric), 0.5 (the default) keeps them smooth.
     ramps : bool
         Give shapes larger than ``ramp_radius * size`` a linear ramp (p = 0.7).
     ramp_radius : float
@@ -162,7 +173,10 @@ class DeadLeavesConfig(DictConfig):
     rough: float = 0.0
     blur: float = 0.0
     blur_sigma: float = 1.5
+    periodic: float = 0.0
     textures: bool = True
+    texture_amplitude: float = 0.1
+    texture_beta: float = 0.5
     ramps: bool = True
     ramp_radius: float = 0.2
     supersample: int = 3
@@ -173,14 +187,17 @@ class DeadLeavesConfig(DictConfig):
         _check(size=(self.size, self.size), channels=self.channels, r_min=self.r_min,
                r_max=self.r_max, alpha=self.alpha, polygons=self.polygons, strokes=self.strokes,
                supersample=self.supersample, max_shapes=self.max_shapes, stroke_width=self.stroke_width,
-               rough=self.rough, blur=self.blur, blur_sigma=self.blur_sigma)
+               rough=self.rough, blur=self.blur, blur_sigma=self.blur_sigma,
+               texture_amplitude=self.texture_amplitude, texture_beta=self.texture_beta,
+               periodic=self.periodic)
 
 
 
 def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float | None,
            alpha: float, polygons: float, supersample: int, max_shapes: int,
            strokes: float = 0.0, stroke_width: float = 4.0, rough: float = 0.0,
-           blur: float = 0.0, blur_sigma: float = 1.5) -> None:
+           blur: float = 0.0, blur_sigma: float = 1.5, texture_amplitude: float = 0.1,
+           texture_beta: float = 0.5, periodic: float = 0.0) -> None:
     if min(size) <= 0:
         raise ValueError(f"dead_leaves: size must be positive, got {size}")
     if channels not in (1, 3):
@@ -199,6 +216,12 @@ def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float |
         raise ValueError(f"dead_leaves: blur is a probability in [0, 1], got {blur}")
     if not 0.3 <= blur_sigma <= 8:
         raise ValueError(f"dead_leaves: blur_sigma must be in [0.3, 8] output pixels, got {blur_sigma}")
+    if not 0 <= periodic <= 1:
+        raise ValueError(f"dead_leaves: periodic is a probability in [0, 1], got {periodic}")
+    if not 0 <= texture_amplitude <= 1:
+        raise ValueError(f"dead_leaves: texture_amplitude must be in [0, 1], got {texture_amplitude}")
+    if not 0 <= texture_beta <= 2:
+        raise ValueError(f"dead_leaves: texture_beta must be in [0, 2], got {texture_beta}")
     if not stroke_width >= 0.7:
         raise ValueError(f"dead_leaves: stroke_width must be >= 0.7 output pixels, got {stroke_width}")
     if supersample < 1 or max_shapes < 1:
@@ -349,10 +372,24 @@ def _paint(index: Tensor, shapes: _Shapes, base: int) -> None:
         region.masked_fill_(inside & (region > base + i), base + i)
 
 
-def _noise_fields(count: int, height: int, width: int, generator: torch.Generator) -> Tensor:
-    """``count`` fields of 1/f^beta noise, beta ~ U[0.5, 1.5]; shape (count, H, W), unit std."""
+def _repeat_block(image: Tensor, generator: torch.Generator) -> Tensor:
+    """``image`` (1, C, H, W) made periodic: its top-left ``p_y x p_x`` block repeated, odd block rows
+    shifted right by ``shift`` (``p ~ U{8..48}``, capped at the image size; ``shift ~ U{0..p_x-1}``)."""
+    height, width = image.shape[-2:]
+    p_y, p_x = (min(int(p), side) for p, side in zip(torch.randint(8, 49, (2,), generator=generator),
+                                                      (height, width)))
+    shift = int(torch.randint(p_x, (1,), generator=generator))
+    rows = torch.arange(height)
+    block_row = rows // p_y
+    cols = (torch.arange(width)[None, :] + (block_row[:, None] % 2) * shift) % p_x  # (H, W)
+    return image[..., rows[:, None] % p_y, cols]
+
+
+def _noise_fields(count: int, height: int, width: int, generator: torch.Generator, *,
+                  beta_min: float = 0.5) -> Tensor:
+    """``count`` fields of 1/f^beta noise, beta ~ U[beta_min, beta_min + 1]; shape (count, H, W), unit std."""
     white = torch.randn(count, height, width, generator=generator)
-    beta = 0.5 + torch.rand(count, 1, 1, generator=generator)
+    beta = beta_min + torch.rand(count, 1, 1, generator=generator)
     fy = torch.fft.fftfreq(height)[:, None]
     fx = torch.fft.rfftfreq(width)[None, :]
     frequency = torch.sqrt(fy**2 + fx**2).clamp(min=1.0 / max(height, width))
@@ -400,7 +437,8 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
                 polygons: float = 0.0, textures: bool = True, ramps: bool = True,
                 ramp_radius: float = 0.2, supersample: int = 3, max_uncovered: int = 4,
                 max_shapes: int = 50_000, strokes: float = 0.0, stroke_width: float = 4.0,
-                rough: float = 0.0, blur: float = 0.0, blur_sigma: float = 1.5) -> Tensor:
+                rough: float = 0.0, blur: float = 0.0, blur_sigma: float = 1.5,
+                texture_amplitude: float = 0.1, texture_beta: float = 0.5, periodic: float = 0.0) -> Tensor:
     """Generate one dead-leaves image.
 
     Parameters
@@ -414,7 +452,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     r_min, r_max : float
         Radius range in output pixels; ``r_max=None`` means ``max(H, W)``.
     alpha, polygons, textures, ramps, ramp_radius, supersample, max_uncovered, max_shapes, strokes,
-    stroke_width, rough, blur, blur_sigma
+    stroke_width, rough, blur, blur_sigma, texture_amplitude, texture_beta, periodic
         See :class:`DeadLeavesConfig`.
 
     Returns
@@ -430,7 +468,8 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     _check(size=(height, width), channels=channels, r_min=r_min, r_max=r_max, alpha=alpha,
            polygons=polygons, supersample=supersample, max_shapes=max_shapes, strokes=strokes,
-           stroke_width=stroke_width, rough=rough, blur=blur, blur_sigma=blur_sigma)
+           stroke_width=stroke_width, rough=rough, blur=blur, blur_sigma=blur_sigma,
+           texture_amplitude=texture_amplitude, texture_beta=texture_beta, periodic=periodic)
     s = int(supersample)
     r_max = float(max(height, width) if r_max is None else r_max)
     canvas_h, canvas_w = height * s, width * s
@@ -460,7 +499,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     table[:, :channels] = _palette_colours(n, channels, generator)
     if textures:
         kind = torch.randint(4, (n,), generator=generator)  # 0, 1: flat; 2: 1/f noise; 3: sinusoid
-        amplitude = 0.1 * torch.rand(n, generator=generator)
+        amplitude = texture_amplitude * torch.rand(n, generator=generator)
         field = torch.randint(2, (n,), generator=generator)
         frequency = (0.02 + 0.2 * torch.rand(n, generator=generator)) * (2 * math.pi / s)  # rad/px
         orientation = torch.rand(n, generator=generator) * math.pi
@@ -485,7 +524,7 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     image = values[:, :channels]
     shade = torch.zeros(canvas_h * canvas_w)
     if textures:
-        noise = _noise_fields(2, height, width, generator)
+        noise = _noise_fields(2, height, width, generator, beta_min=texture_beta)
         noise = noise.repeat_interleave(s, dim=1).repeat_interleave(s, dim=2).reshape(2, -1)
         c = channels
         shade += values[:, c] * noise[0] + values[:, c + 1] * noise[1]
@@ -497,6 +536,8 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     image = image.clamp(0.0, 1.0).T.reshape(1, channels, canvas_h, canvas_w)  # (HW, C) -> (1, C, H, W)
     if s > 1:
         image = F.avg_pool2d(image, s)
+    if periodic > 0 and float(torch.rand(1, generator=generator)) < periodic:
+        image = _repeat_block(image, generator)
     if blur > 0 and float(torch.rand(1, generator=generator)) < blur:
         width = 0.3 + (blur_sigma - 0.3) * float(torch.rand(1, generator=generator))
         image = gaussian_lowpass(image, width)
@@ -513,7 +554,9 @@ def dead_leaves_batch(config: DeadLeavesConfig, batch_size: int, *,
                     ramp_radius=config.ramp_radius, supersample=config.supersample,
                     max_uncovered=config.max_uncovered, max_shapes=config.max_shapes,
                     strokes=config.strokes, stroke_width=config.stroke_width, rough=config.rough,
-                    blur=config.blur, blur_sigma=config.blur_sigma)
+                    blur=config.blur, blur_sigma=config.blur_sigma,
+                    texture_amplitude=config.texture_amplitude, texture_beta=config.texture_beta,
+                    periodic=config.periodic)
         for _ in range(batch_size)
     ])
 

@@ -69,6 +69,17 @@ OPPONENT_GAIN = (math.sqrt(3.0), 1.0, 1.0)
 OPPONENT_OFFSET = (0.0, 0.5, 0.5)
 
 
+def dihedral(x: Tensor, index: int, *, inverse: bool = False) -> Tensor:
+    """The ``index``-th (0-7) of the 8 rotations / reflections of the grid applied to ``x`` (..., H, W),
+    or with ``inverse=True`` its inverse; index 0 is the identity, 4-7 reflect left-right first."""
+    turns, flip = index % 4, index >= 4
+    if inverse:
+        x = torch.rot90(x, -turns, dims=(-2, -1))
+        return x.flip(-1) if flip else x
+    x = x.flip(-1) if flip else x
+    return torch.rot90(x, turns, dims=(-2, -1))
+
+
 def _check_rgb(x: Tensor) -> None:
     if x.dim() != 4 or x.shape[1] != 3:
         raise ValueError(f"opponent colour needs RGB images of shape (B, 3, H, W), got {tuple(x.shape)}; "
@@ -112,6 +123,11 @@ class DenoiserPrior(Regularizer):
     red_sigma : float, optional
         Level at which :meth:`grad` evaluates the RED gradient; without it the prior
         has no gradient.
+    geometric : bool
+        Periodic geometric self-ensemble (DPIR, Zhang et al. 2021): evaluation ``k`` sees the
+        image under the ``(k mod 8)``-th rotation / reflection of the grid (:func:`dihedral`)
+        and the output is turned back. No extra cost; an iterative solver then averages the
+        network's orientation-dependent errors over its iterations.
 
     Attributes
     ----------
@@ -157,7 +173,7 @@ class DenoiserPrior(Regularizer):
     prox_is_exact = False
 
     def __init__(self, denoiser: Denoiser, *, color: ColorMode = "native", scale: float = 1.0,
-                 red_sigma: float | None = None):
+                 red_sigma: float | None = None, geometric: bool = False):
         if not callable(denoiser):
             raise TypeError(f"DenoiserPrior needs a callable D(x, sigma), got {type(denoiser).__name__}")
         if color not in COLOR_MODES:
@@ -171,6 +187,7 @@ class DenoiserPrior(Regularizer):
         self.scale = float(scale)
         self.red_sigma = None if red_sigma is None else float(red_sigma)
         self.has_grad = self.red_sigma is not None
+        self.geometric = bool(geometric)
         self.evaluations = 0
 
     @property
@@ -214,9 +231,15 @@ class DenoiserPrior(Regularizer):
         """
         if x.dim() != 4:
             raise ValueError(f"{self.name}: x must be (B, C, H, W), got {tuple(x.shape)}")
+        turn = self.evaluations % 8 if self.geometric else 0
+        self.evaluations += 1
+        if turn:
+            return dihedral(self._denoise(dihedral(x, turn), sigma), turn, inverse=True)
+        return self._denoise(x, sigma)
+
+    def _denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         batch, channels, height, width = x.shape
         x = x / self.scale
-        self.evaluations += 1
         if self.color == "opponent":
             return self.scale * self._opponent(x, _per_sample_sigma(sigma, batch, x) / self.scale)
         sigma = sigma / self.scale  # a float stays a float for the denoiser

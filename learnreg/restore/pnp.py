@@ -57,7 +57,7 @@ from learnreg.learned.hub import load as load_weights
 from learnreg.learned.tiling import tiled
 from learnreg.physics.operator import Operator
 from learnreg.regularizers.data import L2Data
-from learnreg.regularizers.denoiser import COLOR_MODES, DenoiserPrior
+from learnreg.regularizers.denoiser import COLOR_MODES, DenoiserPrior, dihedral
 from learnreg.restore.baselines import family
 from learnreg.restore.classical import initial_estimate
 from learnreg.restore.methods import Method, Parameter, Problem, register
@@ -238,7 +238,8 @@ def _build_prior(problem: Problem, params: dict[str, Any], *, red_sigma: float |
         raise ValueError(f"tile must be >= 0 (0 = automatic), got {tile}")
     denoiser = tiled(entry.denoiser) if tile == 0 else tiled(entry.denoiser, tile=tile, overlap=min(32, tile // 4),
                                                              threshold=tile * tile)
-    return DenoiserPrior(denoiser, color=color, scale=params["scale"], red_sigma=red_sigma)
+    return DenoiserPrior(denoiser, color=color, scale=params["scale"], red_sigma=red_sigma,
+                         geometric=params.get("geometric", False))
 
 
 def _noise_level(problem: Problem, params: dict[str, Any]) -> float:
@@ -491,6 +492,8 @@ def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[s
         "consistency": Parameter(float, 1e4, "noise-free problems (sigma = 0) only: tau of a last data step "
                                              "prox_{tau f}, pulling the output onto the measurements; 0 = off"),
         "color": Parameter(str, "auto", "auto | native | opponent | per_channel (gray denoiser on colour images)"),
+        "geometric": Parameter(bool, False, "periodic geometric self-ensemble (DPIR): denoiser call k sees the image "
+                                            "rotated / reflected by the (k mod 8)-th grid symmetry; no extra cost"),
         "tile": Parameter(int, 0, "tile side for large images; 0 = whole up to 512x512 pixels, else 256 tiles"),
         "scale": Parameter(float, 1.0, "intensity range of x (1 for images in [0, 1]; the range of depth maps)"),
         "tol": Parameter(float, tol, "stop when the relative change falls below this (0 = run all iterations)"),
@@ -527,16 +530,6 @@ register(Method("red", "regularization by denoising: gradient descent with x - D
 ENSEMBLES = (1, 2, 4, 8)
 
 
-def _dihedral(x: Tensor, index: int, *, inverse: bool = False) -> Tensor:
-    """The ``index``-th (0-7) of the 8 rotations / reflections of the square grid, or its inverse."""
-    turns, flip = index % 4, index >= 4
-    if inverse:
-        x = torch.rot90(x, -turns, dims=(-2, -1))
-        return x.flip(-1) if flip else x
-    x = x.flip(-1) if flip else x
-    return torch.rot90(x, turns, dims=(-2, -1))
-
-
 def run_denoiser(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, None]:
     """Gaussian denoising: the learned denoiser at the noise level (``y = x + n``).
 
@@ -550,7 +543,7 @@ def run_denoiser(problem: Problem, params: dict[str, Any], *, reference=None, ca
     prior = _build_prior(problem, params)
     sigma = max(problem.sigma, params["sigma_floor"] * params["scale"])
     k = params["ensemble"]
-    outputs = [_dihedral(prior.denoise(_dihedral(problem.y, t), sigma), t, inverse=True) for t in range(k)]
+    outputs = [dihedral(prior.denoise(dihedral(problem.y, t), sigma), t, inverse=True) for t in range(k)]
     return torch.stack(outputs).mean(0) if k > 1 else outputs[0], None
 
 
@@ -560,6 +553,6 @@ def _denoising(operator: Operator) -> bool:
 
 _DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={
     "ensemble": Parameter(int, 1, "average over this many rotations / reflections of the image: 1, 2, 4 or 8")
-}).items() if k not in ("iterations", "tol", "consistency")}
+}).items() if k not in ("iterations", "tol", "consistency", "geometric")}
 register(Method("denoiser", "one pass of the learned Gaussian denoiser at the noise level (denoising)", run_denoiser,
                 _DENOISER_PARAMETERS, _denoising, "the denoiser method applies to denoising (operator identity)"))

@@ -307,3 +307,39 @@ def test_bad_blur():
         DeadLeavesConfig(blur=1.5)
     with pytest.raises(ValueError, match=r"blur_sigma must be in \[0.3, 8\]"):
         DeadLeavesConfig(blur=0.5, blur_sigma=0.1)
+
+
+def test_texture_options_default_to_the_old_stream_and_set_amplitude_and_grain():
+    # the defaults draw exactly what the generator drew before the options existed
+    base = dead_leaves(64, channels=1, generator=_generator(7))
+    assert torch.equal(base, dead_leaves(64, channels=1, generator=_generator(7), texture_amplitude=0.1,
+                                         texture_beta=0.5, periodic=0.0))
+    # no amplitude: every shape is flat (up to its ramp), like textures=False with the same shapes
+    flat = dead_leaves(64, channels=1, generator=_generator(7), texture_amplitude=0.0, ramps=False)
+    plain = dead_leaves(64, channels=1, generator=_generator(7), textures=False, ramps=False)
+    assert len(torch.unique(flat)) <= len(torch.unique(plain)) + 1
+    # beta 0 (white grain) puts more power at high frequencies than the default 0.5
+    def high(beta: float) -> float:
+        images = torch.stack([dead_leaves(128, channels=1, generator=_generator(i), texture_amplitude=0.3,
+                                          texture_beta=beta, ramps=False)[0] for i in range(6)])
+        spectrum = torch.fft.fft2(images - images.mean(dim=(1, 2), keepdim=True)).abs().pow(2)
+        f = torch.fft.fftfreq(128)
+        radius = torch.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+        return float(spectrum[:, radius > 0.3].sum() / spectrum.sum())
+    assert high(0.0) > 1.2 * high(0.5)  # measured 0.114 against 0.086
+
+
+def test_periodic_images_repeat_a_block_with_a_running_bond():
+    image = dead_leaves(96, channels=1, generator=_generator(3), periodic=1.0)[0]
+    # find the periods: the smallest vertical shift p_y with rows r and r + 2 p_y equal, same horizontally
+    p_y = next(p for p in range(8, 49) if torch.equal(image[: 96 - 2 * p], image[2 * p:]))
+    p_x = next(p for p in range(8, 49) if torch.equal(image[:, : 96 - p], image[:, p:]))
+    assert 8 <= p_y <= 48 and 8 <= p_x <= 48
+    # not periodic with probability 0 (and distinct from the non-periodic image of the same seed)
+    assert not torch.equal(image, dead_leaves(96, channels=1, generator=_generator(3))[0])
+    with pytest.raises(ValueError, match="periodic is a probability"):
+        DeadLeavesConfig(periodic=2.0)
+    with pytest.raises(ValueError, match=r"texture_amplitude must be in \[0, 1\]"):
+        DeadLeavesConfig(texture_amplitude=-0.1)
+    with pytest.raises(ValueError, match=r"texture_beta must be in \[0, 2\]"):
+        DeadLeavesConfig(texture_beta=3.0)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from learnreg.regularizers.base import CapabilityError
-from learnreg.regularizers.denoiser import DenoiserPrior, from_opponent, opponent_matrix, to_opponent
+from learnreg.regularizers.denoiser import DenoiserPrior, dihedral, from_opponent, opponent_matrix, to_opponent
 
 
 def _quadratic(c: float):
@@ -135,6 +135,29 @@ def test_evaluations_count_denoiser_calls():
     (2.0 * prior).prox(x, 0.01)
     prior.denoise(x, 0.1)
     assert prior.evaluations == 4 == len(recorder.calls)
+
+
+def test_geometric_self_ensemble_turns_call_k_by_the_k_mod_8_th_symmetry():
+    def shift(v, sigma):  # not rotation-equivariant: moves content one pixel right
+        return torch.roll(v, 1, dims=-1) * (1 - sigma)
+
+    x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    plain, turned = DenoiserPrior(shift), DenoiserPrior(shift, geometric=True)
+    for k in range(10):
+        expected = dihedral(shift(dihedral(x, k % 8), 0.1), k % 8, inverse=True)
+        assert torch.allclose(turned.prox(x, 0.01), expected)
+        assert torch.allclose(plain.prox(x, 0.01), shift(x, 0.1))
+    assert turned.evaluations == plain.evaluations == 10
+    # an equivariant (pointwise) denoiser is unchanged, in every colour mode, on non-square images
+    for color in ("native", "opponent", "per_channel"):
+        rgb = torch.rand(2, 3, 5, 7)
+        def pointwise(v, s):
+            return v / (1 + (s.view(-1, 1, 1, 1) if isinstance(s, torch.Tensor) else s))
+
+        shrink = DenoiserPrior(pointwise, color=color, geometric=True)
+        reference = DenoiserPrior(pointwise, color=color)
+        for _ in range(8):
+            assert torch.allclose(shrink.denoise(rgb, 0.2), reference.denoise(rgb, 0.2), atol=1e-6)
 
 
 def test_red_gradient_is_x_minus_denoised():

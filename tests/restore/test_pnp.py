@@ -10,6 +10,7 @@ from learnreg.learned import hub
 from learnreg.learned.nets import DRUNet, DRUNetConfig, network_config
 from learnreg.physics.operator import conjugate_gradient
 from learnreg.physics.spec import Degradation
+from learnreg.regularizers.denoiser import dihedral
 from learnreg.restore import Problem, restore
 from learnreg.restore.pnp import (HQS_TUNED, available_priors, choose_color, hqs_defaults, register_prior,
                                   unregister_prior)
@@ -313,11 +314,9 @@ def test_cli_passes_the_prior(priors, tmp_path, capsys):
 
 
 def test_dihedral_transforms_invert_and_ensemble_of_an_equivariant_denoiser_is_itself():
-    from learnreg.restore.pnp import _dihedral
-
     x = torch.rand(1, 2, 5, 7, dtype=torch.float64)
-    images = [_dihedral(x, t) for t in range(8)]
-    assert all(torch.equal(_dihedral(im, t, inverse=True), x) for t, im in enumerate(images))
+    images = [dihedral(x, t) for t in range(8)]
+    assert all(torch.equal(dihedral(im, t, inverse=True), x) for t, im in enumerate(images))
     assert len({tuple(im.flatten().tolist()) for im in images}) == 8  # all distinct
     # a pointwise denoiser commutes with every transform: the ensemble changes nothing
     register_prior("test-shrink", lambda v, s: v / (1 + 4 * s**2), replace=True)
