@@ -118,7 +118,8 @@ SUITES: dict[str, Suite] = {
         notes=("RGB development crops motorcycle_right and retina, 256x256 (255x255 for x3 SR).",
                "Prior `auto`: drunet-gray through an orthonormal opponent colour transform (it beats drunet-rgb "
                "by 1.2-1.4 dB on RGB denoising of these crops, see denoising.md).",
-               "PSNR/SSIM of the last iterate; pnp-hqs's lambda and iterations tuned per task family on 128x128 "
+               "PSNR/SSIM of the last iterate; pnp-hqs (with DPIR's periodic geometric self-ensemble, its default) "
+               "has lambda and iterations tuned per task family on 128x128 "
                "centre crops of the development images (HQS_TUNED in learnreg/restore/pnp.py, "
                "tuning-pnp-hqs.json); pnp-admm's denoiser level and weight tuned the same way (40 iterations, "
                "ADMM_TUNED, tuning-pnp-admm.json); pnp-fb at its defaults (40 iterations). Noise-free settings "

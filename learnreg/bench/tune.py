@@ -73,11 +73,11 @@ def scan(prior: str, *, size: int = 128, points: int = 11, iterations: int = 150
     return results
 
 
-HQS_LAMBDAS = (0.03, 0.06, 0.12, 0.23, 0.45)
+HQS_LAMBDAS = (0.015, 0.03, 0.06, 0.12, 0.23, 0.45)
 HQS_ITERATIONS = (8, 16, 24, 40)
 # pnp-admm: the denoiser level sigma_d and the weight lambda (relative to the MAP weight), 40 iterations
 ADMM_LEVELS = (0.02, 0.03, 0.04, 0.05, 0.07)
-ADMM_LAMBDAS = (0.5, 1.0, 2.0)
+ADMM_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 # per tuned method: the two parameters scanned, their grids
 PNP_GRIDS = {"pnp-hqs": (("lambda", HQS_LAMBDAS), ("iterations", HQS_ITERATIONS)),
              "pnp-admm": (("sigma_denoiser", ADMM_LEVELS), ("lambda", ADMM_LAMBDAS))}

@@ -123,7 +123,7 @@ class DenoiserPrior(Regularizer):
     red_sigma : float, optional
         Level at which :meth:`grad` evaluates the RED gradient; without it the prior
         has no gradient.
-    geometric : bool
+    self_ensemble : bool
         Periodic geometric self-ensemble (DPIR, Zhang et al. 2021): evaluation ``k`` sees the
         image under the ``(k mod 8)``-th rotation / reflection of the grid (:func:`dihedral`)
         and the output is turned back. No extra cost; an iterative solver then averages the
@@ -173,7 +173,7 @@ class DenoiserPrior(Regularizer):
     prox_is_exact = False
 
     def __init__(self, denoiser: Denoiser, *, color: ColorMode = "native", scale: float = 1.0,
-                 red_sigma: float | None = None, geometric: bool = False):
+                 red_sigma: float | None = None, self_ensemble: bool = False):
         if not callable(denoiser):
             raise TypeError(f"DenoiserPrior needs a callable D(x, sigma), got {type(denoiser).__name__}")
         if color not in COLOR_MODES:
@@ -187,7 +187,7 @@ class DenoiserPrior(Regularizer):
         self.scale = float(scale)
         self.red_sigma = None if red_sigma is None else float(red_sigma)
         self.has_grad = self.red_sigma is not None
-        self.geometric = bool(geometric)
+        self.self_ensemble = bool(self_ensemble)
         self.evaluations = 0
 
     @property
@@ -231,7 +231,7 @@ class DenoiserPrior(Regularizer):
         """
         if x.dim() != 4:
             raise ValueError(f"{self.name}: x must be (B, C, H, W), got {tuple(x.shape)}")
-        turn = self.evaluations % 8 if self.geometric else 0
+        turn = self.evaluations % 8 if self.self_ensemble else 0
         self.evaluations += 1
         if turn:
             return dihedral(self._denoise(dihedral(x, turn), sigma), turn, inverse=True)

@@ -142,7 +142,7 @@ def test_geometric_self_ensemble_turns_call_k_by_the_k_mod_8_th_symmetry():
         return torch.roll(v, 1, dims=-1) * (1 - sigma)
 
     x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
-    plain, turned = DenoiserPrior(shift), DenoiserPrior(shift, geometric=True)
+    plain, turned = DenoiserPrior(shift), DenoiserPrior(shift, self_ensemble=True)
     for k in range(10):
         expected = dihedral(shift(dihedral(x, k % 8), 0.1), k % 8, inverse=True)
         assert torch.allclose(turned.prox(x, 0.01), expected)
@@ -154,7 +154,7 @@ def test_geometric_self_ensemble_turns_call_k_by_the_k_mod_8_th_symmetry():
         def pointwise(v, s):
             return v / (1 + (s.view(-1, 1, 1, 1) if isinstance(s, torch.Tensor) else s))
 
-        shrink = DenoiserPrior(pointwise, color=color, geometric=True)
+        shrink = DenoiserPrior(pointwise, color=color, self_ensemble=True)
         reference = DenoiserPrior(pointwise, color=color)
         for _ in range(8):
             assert torch.allclose(shrink.denoise(rgb, 0.2), reference.denoise(rgb, 0.2), atol=1e-6)

@@ -329,3 +329,29 @@ def test_dihedral_transforms_invert_and_ensemble_of_an_equivariant_denoiser_is_i
             restore(problem, "denoiser", params={"prior": "test-shrink", "ensemble": 3})
     finally:
         unregister_prior("test-shrink")
+
+
+def test_pnp_hqs_self_ensemble_is_on_by_default_and_turns_the_denoiser_input():
+    seen = []
+
+    def shift(v, sigma):  # not equivariant: records the orientation of the image it is given
+        seen.append(tuple(v.shape[-2:]))
+        return torch.roll(v, 1, dims=-1)
+
+    register_prior("test-shift", shift, replace=True)
+    register_prior("test-shrink", lambda v, s: v / (1 + 4 * s**2), replace=True)
+    try:
+        _, problem = _problem("blur:gaussian:1.0:5", size=(12, 10))
+        params = {"prior": "test-shift", "iterations": 4, "lambda": 0.2}
+        default = restore(problem, "pnp-hqs", params=params).x
+        assert seen == [(12, 10), (10, 12), (12, 10), (10, 12)]  # calls 1 and 3 see the image turned by 90 degrees
+        seen.clear()
+        plain = restore(problem, "pnp-hqs", params={**params, "self_ensemble": False}).x
+        assert seen == [(12, 10)] * 4 and not torch.allclose(default, plain)
+        # an equivariant (pointwise) denoiser gives the same result either way
+        shrink = {"prior": "test-shrink", "iterations": 4, "lambda": 0.2}
+        assert torch.allclose(restore(problem, "pnp-hqs", params=shrink).x,
+                              restore(problem, "pnp-hqs", params={**shrink, "self_ensemble": False}).x, atol=1e-12)
+    finally:
+        unregister_prior("test-shift")
+        unregister_prior("test-shrink")
