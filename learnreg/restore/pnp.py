@@ -325,9 +325,8 @@ HQS_TUNED: dict[str, dict[str, tuple[float, int]]] = {
     "rgb": {"blur": (0.12, 8), "sr": (0.12, 40), "inpaint": (0.015, 40)}}
 HQS_DPIR = (0.23, 8)
 # pnp-admm's (sigma_d floor, lambda), tuned the same way (``--prior pnp-admm``, 40 iterations,
-# docs/benchmarks/tuning-pnp-admm.json; grid sigma_d 0.02-0.07 x lambda 0.5-2); other families keep
-# FIXED_LEVEL_MIN and the MAP weight. Deblurring and inpainting chose an end of the lambda grid (0.5, 2): a wider
-# grid may find more (the JSON's edge_of_grid names such parameters).
+# docs/benchmarks/tuning-pnp-admm.json; grid sigma_d 0.02-0.07 x lambda 0.25-4); other families keep
+# FIXED_LEVEL_MIN and the MAP weight. Every chosen point lies inside the grid.
 ADMM_TUNED: dict[str, dict[str, tuple[float, float]]] = {
     "gray": {"blur": (0.05, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)},
     "rgb": {"blur": (0.03, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)}}
