@@ -171,7 +171,8 @@ def parse_params(method: Method, items: list[str] | dict[str, Any] | None) -> di
             else:
                 values[key] = kind(raw)
         except (TypeError, ValueError):
-            raise ValueError(f"parameter {key}={raw!r} of method {method.name!r} must be a {kind.__name__}") from None
+            expected = "true or false (also 1/0, yes/no)" if kind is bool else f"a {kind.__name__}"
+            raise ValueError(f"parameter {key}={raw!r} of method {method.name!r} must be {expected}") from None
     return values
 
 

@@ -28,6 +28,9 @@ def test_unknown_parameter_lists_valid_ones():
         parse_params(get_method("tv"), ["lam=0.1"])
     with pytest.raises(ValueError, match="must be a int"):
         parse_params(get_method("tv"), ["iterations=many"])
+    assert parse_params(get_method("pnp-hqs"), ["self_ensemble=no"])["self_ensemble"] is False
+    with pytest.raises(ValueError, match=r"self_ensemble='maybe' .* must be true or false"):
+        parse_params(get_method("pnp-hqs"), ["self_ensemble=maybe"])
 
 
 def test_method_that_does_not_apply_says_why():
