@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import IterableDataset, get_worker_info
 from learnreg.config import DictConfig
+from learnreg.data._leaves import UNCOVERED, Shapes, paint, paint_strokes, sample_shapes
 from learnreg.physics.kernels import gaussian_lowpass
 
 __all__ = ["DeadLeavesConfig", "DeadLeaves", "dead_leaves", "dead_leaves_batch"]
@@ -69,13 +70,6 @@ __all__ = ["DeadLeavesConfig", "DeadLeaves", "dead_leaves", "dead_leaves_batch"]
 _RGB_SOURCES = ("retina", "motorcycle_right")
 _GRAY_SOURCES = ("camera", "brick", "coins", "moon")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as learnreg.data.io
-_UNCOVERED = torch.iinfo(torch.int64).max
-_LARGEST_BUCKET = 32  # canvas half-size above which a shape is painted on its own
-_CANDIDATES_PER_BATCH = 8192  # centres drawn per batch, before discarding misses
-_MAX_VERTICES = 8
-_BLOCK = 8  # canvas pixels per side of the coverage blocks that prune hidden shapes
-_HARMONICS = 8  # of a rough outline
-_ROUGHNESS = 0.15  # a rough outline's radius lies in [r (1 - 2 ROUGHNESS), r]
 
 
 @functools.lru_cache(maxsize=2)
@@ -229,149 +223,6 @@ def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float |
                          f"got {supersample} and {max_shapes}")
 
 
-@dataclass
-class _Shapes:
-    """Shapes in canvas pixel units; ``vertices`` (n, 8, 2) as (dy, dx), counter-clockwise."""
-
-    cy: Tensor
-    cx: Tensor
-    r: Tensor
-    polygon: Tensor
-    vertices: Tensor
-    harmonics: Tensor | None = None  # (n, 8, 3): order, amplitude, phase of a rough outline (0 amplitude: smooth)
-
-
-def _sample_shapes(height: int, width: int, *, r_min: float, r_max: float, alpha: float,
-                   polygons: float, generator: torch.Generator, rough: float = 0.0) -> _Shapes:
-    """One batch of shapes that reach the ``height x width`` canvas, in drawing order."""
-    n = _CANDIDATES_PER_BATCH
-    e = 1.0 - alpha
-    u = torch.rand(n, generator=generator, dtype=torch.float64)
-    r = (r_min**e - u * (r_min**e - r_max**e)) ** (1.0 / e)
-    cy = torch.rand(n, generator=generator, dtype=torch.float64) * (height + 2 * r_max) - r_max
-    cx = torch.rand(n, generator=generator, dtype=torch.float64) * (width + 2 * r_max) - r_max
-    # keep the shapes whose disk reaches the canvas rectangle
-    dy = torch.clamp(torch.maximum(-cy, cy - height), min=0)
-    dx = torch.clamp(torch.maximum(-cx, cx - width), min=0)
-    keep = dy**2 + dx**2 < r**2
-    r, cy, cx = r[keep].float(), cy[keep].float(), cx[keep].float()
-    count = len(r)
-    if polygons == 0:
-        shapes = _Shapes(cy, cx, r, torch.zeros(count, dtype=torch.bool), torch.zeros(count, _MAX_VERTICES, 2))
-        return _roughen(shapes, rough, generator)
-    polygon = torch.rand(count, generator=generator) < polygons
-    vertex_count = torch.randint(3, _MAX_VERTICES + 1, (count,), generator=generator)
-    angles, _ = torch.sort(torch.rand(count, _MAX_VERTICES, generator=generator) * (2 * math.pi), dim=1)
-    # pad with copies of the last real vertex: zero-length edges pass the half-plane test
-    last = angles.gather(1, (vertex_count - 1)[:, None])
-    angles = torch.where(torch.arange(_MAX_VERTICES)[None, :] < vertex_count[:, None], angles, last)
-    vertices = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1) * r[:, None, None]
-    return _roughen(_Shapes(cy, cx, r, polygon, vertices), rough, generator)
-
-
-def _roughen(shapes: _Shapes, rough: float, generator: torch.Generator) -> _Shapes:
-    """Give a fraction ``rough`` of the disks a rough outline (no random draw when ``rough = 0``)."""
-    if rough == 0:
-        return shapes
-    count = len(shapes.r)
-    chosen = (torch.rand(count, generator=generator) < rough) & ~shapes.polygon
-    order = torch.randint(3, 49, (count, _HARMONICS), generator=generator).float()
-    amplitude = torch.rand(count, _HARMONICS, generator=generator) / order
-    amplitude = amplitude / amplitude.sum(dim=1, keepdim=True) * chosen[:, None]  # sum 1: profile in [-1, 1]
-    phase = torch.rand(count, _HARMONICS, generator=generator) * (2 * math.pi)
-    shapes.harmonics = torch.stack([order, amplitude, phase], dim=-1)
-    return shapes
-
-
-def _inside(dy: Tensor, dx: Tensor, r: Tensor, harmonics: Tensor | None) -> Tensor:
-    """``dy^2 + dx^2 <= rho^2`` with ``rho = r (1 - 0.15 (1 + profile(theta)))`` on rough outlines, else ``r``.
-
-    ``dy``, ``dx``, ``r`` broadcast to (n, S, S); ``harmonics`` (n, 8, 3) or None.
-    """
-    distance = dy**2 + dx**2
-    if harmonics is None or not bool((harmonics[..., 1] > 0).any()):
-        return distance <= r**2
-    theta = torch.atan2(dy, dx).expand(distance.shape)[..., None]  # (n, S, S, 1)
-    order, amplitude, phase = (harmonics[:, None, None, :, k] for k in range(3))
-    profile = (amplitude * torch.sin(order * theta + phase)).sum(-1)
-    rough = harmonics[:, None, None, :, 1].sum(-1) > 0
-    radius = torch.where(rough, r * (1 - _ROUGHNESS * (1 + profile)), r)
-    return distance <= radius**2
-
-
-def _in_polygon(dy: Tensor, dx: Tensor, vertices: Tensor) -> Tensor:
-    """Whether offsets ``dy`` (n, S, 1), ``dx`` (n, 1, S) lie in polygons ``vertices`` (n, 8, 2).
-
-    Returns a mask of shape (n, S, S).
-    """
-    edge = torch.roll(vertices, -1, dims=1) - vertices  # (n, 8, 2)
-    # counter-clockwise in (x, y): inside iff on the left of every edge, i.e.
-    # e_x (dy - v_y) - e_y (dx - v_x) >= 0, written a dy + b dx >= -c per edge
-    a, b = edge[..., 1], -edge[..., 0]
-    c = -(a * vertices[..., 0] + b * vertices[..., 1])
-    cross = (dy[..., None] * a[:, None, None]) + (dx[..., None] * b[:, None, None])
-    return (cross >= -c[:, None, None]).all(dim=-1)
-
-
-def _visible(shapes: _Shapes, uncovered: Tensor) -> Tensor:
-    """Mask of shapes whose bounding box meets a block with an uncovered pixel, shape (n,)."""
-    height, width = uncovered.shape
-    block = _BLOCK
-    padded = F.pad(uncovered, (0, -width % block, 0, -height % block))
-    rows, cols = padded.shape[0] // block, padded.shape[1] // block
-    free = padded.view(rows, block, cols, block).any(dim=3).any(dim=1).long()  # (rows, cols)
-    table = F.pad(free.cumsum(0).cumsum(1), (1, 0, 1, 0))  # summed-area table
-    top = ((shapes.cy - shapes.r) // block).long().clamp(0, rows - 1)
-    bottom = ((shapes.cy + shapes.r) // block).long().clamp(0, rows - 1) + 1
-    left = ((shapes.cx - shapes.r) // block).long().clamp(0, cols - 1)
-    right = ((shapes.cx + shapes.r) // block).long().clamp(0, cols - 1) + 1
-    return (table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]) > 0
-
-
-def _paint(index: Tensor, shapes: _Shapes, base: int) -> None:
-    """Lower ``index`` (Hc, Wc) to ``base + i`` wherever shape i covers the pixel centre."""
-    height, width = index.shape
-    flat = index.view(-1)
-    half = torch.ceil(shapes.r).long()
-    active = _visible(shapes, index >= base) if base > 0 else torch.ones_like(half, dtype=torch.bool)
-    lower = 0
-    level = 1
-    while lower < _LARGEST_BUCKET:
-        ids = (active & (half > lower) & (half <= level)).nonzero(as_tuple=True)[0]
-        lower, level = level, level * 2
-        if len(ids) == 0:
-            continue
-        offset = torch.arange(-lower, lower + 1)
-        cy, cx, r = shapes.cy[ids, None, None], shapes.cx[ids, None, None], shapes.r[ids, None, None]
-        rows = cy.floor().long() + offset[None, :, None]  # (n, S, 1)
-        cols = cx.floor().long() + offset[None, None, :]  # (n, 1, S)
-        dy, dx = rows + 0.5 - cy, cols + 0.5 - cx
-        inside = _inside(dy, dx, r, None if shapes.harmonics is None else shapes.harmonics[ids])
-        polygon = shapes.polygon[ids].nonzero(as_tuple=True)[0]
-        if len(polygon):
-            inside[polygon] &= _in_polygon(dy[polygon], dx[polygon], shapes.vertices[ids[polygon]])
-        on_canvas = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        # points off the canvas or outside the shape do nothing: an index of _UNCOVERED
-        # cannot lower any entry; off-canvas ones are clamped to a valid pixel
-        pixel = (rows.clamp(0, height - 1) * width + cols.clamp(0, width - 1)).expand_as(inside)
-        value = torch.where(inside & on_canvas, ids[:, None, None] + base, _UNCOVERED)
-        flat.scatter_reduce_(0, pixel.reshape(-1), value.reshape(-1), reduce="amin")
-    for i in (active & (half > lower)).nonzero(as_tuple=True)[0].tolist():
-        cy, cx, r = float(shapes.cy[i]), float(shapes.cx[i]), float(shapes.r[i])
-        y0, y1 = max(0, math.floor(cy - r)), min(height, math.ceil(cy + r) + 1)
-        x0, x1 = max(0, math.floor(cx - r)), min(width, math.ceil(cx + r) + 1)
-        region = index[y0:y1, x0:x1]
-        if y0 >= y1 or x0 >= x1 or not bool((region >= base).any()):
-            continue
-        dy = (torch.arange(y0, y1) + 0.5 - cy)[:, None]
-        dx = (torch.arange(x0, x1) + 0.5 - cx)[None, :]
-        inside = _inside(dy[None], dx[None], torch.tensor(r).view(1, 1, 1),
-                         None if shapes.harmonics is None else shapes.harmonics[i:i + 1])[0]
-        if bool(shapes.polygon[i]):
-            inside &= _in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
-        region.masked_fill_(inside & (region > base + i), base + i)
-
-
 def _repeat_block(image: Tensor, generator: torch.Generator) -> Tensor:
     """``image`` (1, C, H, W) made periodic: its top-left ``p_y x p_x`` block repeated, odd block rows
     shifted right by ``shift`` (``p ~ U{8..48}``, capped at the image size; ``shift ~ U{0..p_x-1}``)."""
@@ -396,40 +247,6 @@ def _noise_fields(count: int, height: int, width: int, generator: torch.Generato
     field = torch.fft.irfft2(torch.fft.rfft2(white) * frequency ** (-beta), s=(height, width))
     field = field - field.mean(dim=(1, 2), keepdim=True)
     return field / field.std(dim=(1, 2), keepdim=True).clamp(min=1e-12)
-
-
-def _paint_strokes(index: Tensor, first: int, size: int, supersample: int,
-                   generator: torch.Generator, max_width: float = 4.0) -> int:
-    """Set ``index`` (Hc, Wc) to ``first + k`` on the pixels of stroke group k; returns the group count.
-
-    A group is one stroke or 3 to 12 parallel, equally spaced ones, of one width
-    (0.7 to ``max_width`` output pixels) and length (0.3 to 1.5 ``size``); a third of the
-    groups is axis-aligned. Groups painted later lie on top.
-    """
-    height, width = index.shape
-    s = float(supersample)
-    y = (torch.arange(height, dtype=torch.float32) + 0.5)[:, None]
-    x = (torch.arange(width, dtype=torch.float32) + 0.5)[None, :]
-    groups = int(torch.randint(1, 5, (1,), generator=generator))
-    for k in range(groups):
-        u = torch.rand(8, generator=generator).tolist()
-        angle = u[0] * math.pi
-        if u[1] < 1 / 3:
-            angle = round(angle / (math.pi / 2)) * (math.pi / 2)
-        ty, tx = math.sin(angle), math.cos(angle)  # along the strokes
-        ny, nx = tx, -ty  # across
-        half_width = 0.5 * (0.7 + (max_width - 0.7) * u[2]) * s
-        half_length = 0.5 * (0.3 + 1.2 * u[3]) * size * s
-        cy, cx = u[4] * height, u[5] * width
-        count = 1 if u[6] < 0.5 else int(torch.randint(3, 13, (1,), generator=generator))
-        spacing = max((6.0 + 34.0 * u[7]) * s, 2 * half_width + 2 * s)  # a gap of >= 2 px between strokes
-        along = (y - cy) * ty + (x - cx) * tx
-        across = (y - cy) * ny + (x - cx) * nx + 0.5 * (count - 1) * spacing
-        # distance to the nearest stroke centre line of the family, and which one it is
-        line = torch.round(across / spacing).clamp(0, count - 1)
-        mask = ((across - line * spacing).abs() <= half_width) & (along.abs() <= half_length)
-        index.masked_fill_(mask, first + k)
-    return groups
 
 
 def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: torch.Generator,
@@ -473,21 +290,21 @@ def dead_leaves(size: int | tuple[int, int], *, channels: int = 3, generator: to
     s = int(supersample)
     r_max = float(max(height, width) if r_max is None else r_max)
     canvas_h, canvas_w = height * s, width * s
-    index = torch.full((canvas_h, canvas_w), _UNCOVERED, dtype=torch.int64)
-    batches: list[_Shapes] = []
+    index = torch.full((canvas_h, canvas_w), UNCOVERED, dtype=torch.int64)
+    batches: list[Shapes] = []
     count = 0
     while count < max_shapes:
-        shapes = _sample_shapes(canvas_h, canvas_w, r_min=r_min * s, r_max=r_max * s,
+        shapes = sample_shapes(canvas_h, canvas_w, r_min=r_min * s, r_max=r_max * s,
                                 alpha=alpha, polygons=polygons, generator=generator, rough=rough)
-        _paint(index, shapes, count)
+        paint(index, shapes, count)
         batches.append(shapes)
         count += len(shapes.r)
-        if int((index == _UNCOVERED).sum()) <= max_uncovered * s * s:
+        if int((index == UNCOVERED).sum()) <= max_uncovered * s * s:
             break
-    index[index == _UNCOVERED] = count  # the background: one more shape behind all others
+    index[index == UNCOVERED] = count  # the background: one more shape behind all others
     groups = 0
     if strokes > 0 and float(torch.rand(1, generator=generator)) < strokes:
-        groups = _paint_strokes(index, count + 1, max(height, width), s, generator, stroke_width)
+        groups = paint_strokes(index, count + 1, max(height, width), s, generator, stroke_width)
     # strokes get r = 0: no ramp
     cy, cx, r = (torch.cat([getattr(b, name) for b in batches] + [torch.zeros(1 + groups)])
                  for name in ("cy", "cx", "r"))

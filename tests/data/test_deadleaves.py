@@ -112,21 +112,21 @@ def test_dataset_is_reproducible_and_epochs_differ():
 def test_vectorised_painting_matches_brute_force():
     # every pixel must take the first shape (in drawing order) that covers its centre,
     # across batches, bucket sizes, the one-by-one path for large shapes, and polygons
-    from learnreg.data import deadleaves as module
+    from learnreg.data import _leaves as module
 
     height, width = 40, 50
     generator = _generator(6)
-    index = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    index = torch.full((height, width), module.UNCOVERED, dtype=torch.int64)
     batches, base = [], 0
     for _ in range(2):
-        shapes = module._sample_shapes(height, width, r_min=0.7, r_max=70.0, alpha=3.0,
+        shapes = module.sample_shapes(height, width, r_min=0.7, r_max=70.0, alpha=3.0,
                                        polygons=0.5, generator=generator)
-        module._paint(index, shapes, base)
+        module.paint(index, shapes, base)
         batches.append(shapes)
         base += len(shapes.r)
-    assert bool((torch.cat([b.r for b in batches]) > module._LARGEST_BUCKET).any())
+    assert bool((torch.cat([b.r for b in batches]) > module.LARGEST_BUCKET).any())
 
-    expected = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    expected = torch.full((height, width), module.UNCOVERED, dtype=torch.int64)
     y = torch.arange(height)[:, None] + 0.5
     x = torch.arange(width)[None, :] + 0.5
     base = 0
@@ -135,14 +135,14 @@ def test_vectorised_painting_matches_brute_force():
             dy, dx = y - shapes.cy[i], x - shapes.cx[i]
             inside = dy**2 + dx**2 <= shapes.r[i] ** 2
             if shapes.polygon[i]:
-                inside &= module._in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
-            expected = torch.where(inside & (expected == module._UNCOVERED), base + i, expected)
+                inside &= module.in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
+            expected = torch.where(inside & (expected == module.UNCOVERED), base + i, expected)
         base += len(shapes.r)
     assert torch.equal(index, expected)
 
 
 def test_polygon_test_on_a_diamond():
-    from learnreg.data import deadleaves as module
+    from learnreg.data import _leaves as module
 
     # vertices (dy, dx) at angles 0, 90, 180, 270 degrees, padded with the last one:
     # the diamond |dx| + |dy| <= 1
@@ -150,7 +150,7 @@ def test_polygon_test_on_a_diamond():
     vertices = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1)[None]
     grid = torch.linspace(-1.2, 1.2, 25)
     dy, dx = grid[None, :, None], grid[None, None, :]
-    inside = module._in_polygon(dy, dx, vertices)[0]
+    inside = module.in_polygon(dy, dx, vertices)[0]
     distance = (dy.abs() + dx.abs())[0]
     clear = (distance - 1).abs() > 1e-3  # leave the points on the edges to rounding
     assert torch.equal(inside[clear], (distance <= 1)[clear])
@@ -158,7 +158,7 @@ def test_polygon_test_on_a_diamond():
 
 
 def test_strokes_are_optional_thin_and_straight():
-    from learnreg.data import deadleaves as module
+    from learnreg.data import _leaves as module
 
     # strokes = 0 draws nothing extra from the generator: the image stream is unchanged
     assert torch.equal(dead_leaves(48, generator=_generator(7)),
@@ -171,7 +171,7 @@ def test_strokes_are_optional_thin_and_straight():
     # them, its pixels fall in bands at most 4 px wide (plus one pixel of rasterisation)
     for seed in range(6):
         index = torch.zeros(96, 96, dtype=torch.int64)
-        groups = module._paint_strokes(index, 1, 96, 1, _generator(seed))
+        groups = module.paint_strokes(index, 1, 96, 1, _generator(seed))
         assert 1 <= groups <= 4 and int(index.max()) <= groups
         for k in range(1, groups + 1):
             ys, xs = (index == k).nonzero(as_tuple=True)
@@ -213,7 +213,7 @@ def test_bad_strokes():
 
 
 def test_rough_outlines_are_optional_and_painted_exactly():
-    from learnreg.data import deadleaves as module
+    from learnreg.data import _leaves as module
 
     # rough = 0 draws nothing extra: the image stream (and so every shipped recipe's data) is unchanged
     assert torch.equal(dead_leaves(48, generator=_generator(4)), dead_leaves(48, generator=_generator(4), rough=0.0))
@@ -221,37 +221,37 @@ def test_rough_outlines_are_optional_and_painted_exactly():
                            dead_leaves(48, generator=_generator(4), rough=1.0))
     # both painting paths (buckets and large shapes one by one) agree with a brute-force test
     height, width = 40, 50
-    shapes = module._sample_shapes(height, width, r_min=0.7, r_max=70.0, alpha=1.5, polygons=0.3,
+    shapes = module.sample_shapes(height, width, r_min=0.7, r_max=70.0, alpha=1.5, polygons=0.3,
                                    generator=_generator(8), rough=0.8)
-    assert bool((shapes.harmonics[..., 1].sum(-1) > 0).any()) and bool((shapes.r > module._LARGEST_BUCKET).any())
+    assert bool((shapes.harmonics[..., 1].sum(-1) > 0).any()) and bool((shapes.r > module.LARGEST_BUCKET).any())
     assert not bool((shapes.harmonics[shapes.polygon, :, 1] > 0).any())  # polygons stay straight
-    index = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
-    module._paint(index, shapes, 0)
+    index = torch.full((height, width), module.UNCOVERED, dtype=torch.int64)
+    module.paint(index, shapes, 0)
     y, x = torch.arange(height)[:, None] + 0.5, torch.arange(width)[None, :] + 0.5
-    expected = torch.full((height, width), module._UNCOVERED, dtype=torch.int64)
+    expected = torch.full((height, width), module.UNCOVERED, dtype=torch.int64)
     for i in range(len(shapes.r)):
         dy, dx = y - shapes.cy[i], x - shapes.cx[i]
         order, amplitude, phase = shapes.harmonics[i].unbind(-1)
         theta = torch.atan2(dy, dx)[..., None]
         radius = shapes.r[i]
         if amplitude.sum() > 0:
-            radius = radius * (1 - module._ROUGHNESS * (1 + (amplitude * torch.sin(order * theta + phase)).sum(-1)))
+            radius = radius * (1 - module.ROUGHNESS * (1 + (amplitude * torch.sin(order * theta + phase)).sum(-1)))
         inside = dy**2 + dx**2 <= radius**2
         if shapes.polygon[i]:
-            inside &= module._in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
-        expected = torch.where(inside & (expected == module._UNCOVERED), i, expected)
+            inside &= module.in_polygon(dy[None], dx[None], shapes.vertices[i:i + 1])[0]
+        expected = torch.where(inside & (expected == module.UNCOVERED), i, expected)
     assert torch.equal(index, expected)
 
 
 def test_rough_outline_stays_between_0_7_r_and_r():
-    from learnreg.data import deadleaves as module
+    from learnreg.data import _leaves as module
 
-    shapes = module._sample_shapes(400, 400, r_min=150.0, r_max=190.0, alpha=3.0, polygons=0.0,
+    shapes = module.sample_shapes(400, 400, r_min=150.0, r_max=190.0, alpha=3.0, polygons=0.0,
                                    generator=_generator(2), rough=1.0)
     grid = torch.arange(-200, 201, dtype=torch.float32) + 0.5
     dy, dx = grid[None, :, None], grid[None, None, :]
     for i in range(min(4, len(shapes.r))):
-        inside = module._inside(dy, dx, shapes.r[i].view(1, 1, 1), shapes.harmonics[i:i + 1])[0]
+        inside = module.covers(dy, dx, shapes.r[i].view(1, 1, 1), shapes.harmonics[i:i + 1])[0]
         distance = torch.sqrt(dy[0] ** 2 + dx[0] ** 2)
         r = float(shapes.r[i])
         assert bool(inside[distance <= 0.7 * r - 1].all()) and not bool(inside[distance > r].any())
@@ -259,12 +259,12 @@ def test_rough_outline_stays_between_0_7_r_and_r():
 
 
 def test_stroke_width_sets_the_widest_stroke():
-    from learnreg.data import deadleaves as module
+    from learnreg.data import _leaves as module
 
     widest = []
     for seed in range(12):
         index = torch.zeros(128, 128, dtype=torch.int64)
-        groups = module._paint_strokes(index, 1, 128, 1, _generator(seed), 12.0)
+        groups = module.paint_strokes(index, 1, 128, 1, _generator(seed), 12.0)
         for k in range(1, groups + 1):
             ys, xs = (index == k).nonzero(as_tuple=True)
             if len(ys) >= 40:
