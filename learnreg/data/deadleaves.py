@@ -200,18 +200,12 @@ def _check(*, size: tuple[int, int], channels: int, r_min: float, r_max: float |
         raise ValueError(f"dead_leaves: need 0 < r_min < r_max, got r_min={r_min}, r_max={r_max}")
     if not alpha > 1:
         raise ValueError(f"dead_leaves: alpha must be > 1 (3 for a 1/f^2 spectrum), got {alpha}")
-    if not 0 <= polygons <= 1:
-        raise ValueError(f"dead_leaves: polygons is a probability in [0, 1], got {polygons}")
-    if not 0 <= strokes <= 1:
-        raise ValueError(f"dead_leaves: strokes is a probability in [0, 1], got {strokes}")
-    if not 0 <= rough <= 1:
-        raise ValueError(f"dead_leaves: rough is a probability in [0, 1], got {rough}")
-    if not 0 <= blur <= 1:
-        raise ValueError(f"dead_leaves: blur is a probability in [0, 1], got {blur}")
+    probabilities = {"polygons": polygons, "strokes": strokes, "rough": rough, "blur": blur, "periodic": periodic}
+    for name, value in probabilities.items():
+        if not 0 <= value <= 1:
+            raise ValueError(f"dead_leaves: {name} is a probability in [0, 1], got {value}")
     if not 0.3 <= blur_sigma <= 8:
         raise ValueError(f"dead_leaves: blur_sigma must be in [0.3, 8] output pixels, got {blur_sigma}")
-    if not 0 <= periodic <= 1:
-        raise ValueError(f"dead_leaves: periodic is a probability in [0, 1], got {periodic}")
     if not 0 <= texture_amplitude <= 1:
         raise ValueError(f"dead_leaves: texture_amplitude must be in [0, 1], got {texture_amplitude}")
     if not 0 <= texture_beta <= 2:

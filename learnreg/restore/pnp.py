@@ -33,7 +33,8 @@ noise-free SR settings of the classical suite it gained 1.7-2.7 dB on the smooth
 ``self_ensemble`` (on by default for ``pnp-hqs``) is DPIR's periodic geometric self-ensemble:
 denoiser call ``k`` sees the image under the ``(k mod 8)``-th rotation / reflection and turns its
 output back, at no extra cost. On the RGB settings of the classical suite (256x256 development
-crops, the tuned parameters) it gained pnp-hqs 0.09-0.28 dB on every setting tried; for pnp-admm
+crops, the previously tuned parameters) it gained pnp-hqs 0.09-0.28 dB on each of the six settings
+tried (with HQS_TUNED then refit for it, 0.07-0.45 dB over all 12, docs/benchmarks/pnp.md); for pnp-admm
 it was mixed (+0.3 dB at 90 % inpainting, -0.18 dB at x2 SR), so there it is off by default.
 
 Priors come from :func:`register_prior` (any callable ``D(x, sigma)``; what tests and
