@@ -122,7 +122,8 @@ SUITES: dict[str, Suite] = {
                "has lambda and iterations tuned per task family on 128x128 "
                "centre crops of the development images (HQS_TUNED in learnreg/restore/pnp.py, "
                "tuning-pnp-hqs.json); pnp-admm's denoiser level and weight tuned the same way (40 iterations, "
-               "ADMM_TUNED, tuning-pnp-admm.json); pnp-fb at its defaults (40 iterations). Noise-free settings "
+               "ADMM_TUNED, tuning-pnp-admm.json); pnp-fb's denoiser level and step likewise (40 iterations, "
+               "FB_TUNED, tuning-pnp-fb.json). Noise-free settings "
                "end with one exact-data step (consistency 1e4, no network call)."),
     ),
 }

@@ -20,7 +20,9 @@ and RGB, and each colour mode and task family keeps the pair with the best mean
 PSNR over its settings (one pair per mode and family, not per setting, so the defaults do not chase
 single cases). The result is copied by hand into ``HQS_TUNED`` of
 ``learnreg/restore/pnp.py``. ``--prior pnp-admm`` does the same for PnP-ADMM's denoiser
-level ``sigma_denoiser`` and weight ``lambda`` (40 iterations), copied into ``ADMM_TUNED``.
+level ``sigma_denoiser`` and weight ``lambda`` (40 iterations), copied into ``ADMM_TUNED``;
+``--prior pnp-fb`` for PnP forward-backward's denoiser level and step (40 iterations), copied into
+``FB_TUNED``.
 """
 
 from __future__ import annotations
@@ -78,9 +80,13 @@ HQS_ITERATIONS = (8, 16, 24, 40)
 # pnp-admm: the denoiser level sigma_d and the weight lambda (relative to the MAP weight), 40 iterations
 ADMM_LEVELS = (0.02, 0.03, 0.04, 0.05, 0.07)
 ADMM_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
+# pnp-fb: the denoiser level sigma_d (which also sets the weight) and the step (fraction of 1/L), 40 iterations
+FB_LEVELS = (0.01, 0.015, 0.02, 0.03, 0.05)
+FB_STEPS = (0.5, 1.0, 1.5, 1.9)
 # per tuned method: the two parameters scanned, their grids
 PNP_GRIDS = {"pnp-hqs": (("lambda", HQS_LAMBDAS), ("iterations", HQS_ITERATIONS)),
-             "pnp-admm": (("sigma_denoiser", ADMM_LEVELS), ("lambda", ADMM_LAMBDAS))}
+             "pnp-admm": (("sigma_denoiser", ADMM_LEVELS), ("lambda", ADMM_LAMBDAS)),
+             "pnp-fb": (("sigma_denoiser", FB_LEVELS), ("step", FB_STEPS))}
 
 
 def _problems(setting, suite, size: int) -> list:

@@ -18,7 +18,8 @@ method        denoiser level                                      default budget
 ============  ==================================================  =====================
 ``pnp-hqs``   geometric, ``0.192`` (49/255) down to ``sigma_n``   tuned per task family
 ``pnp-admm``  fixed ``sigma_d = max(sigma_n, level)``, tuned        40
-``pnp-fb``    fixed ``sigma_d``; sets ``lambda`` (see run_fb)     40
+``pnp-fb``    fixed ``sigma_d = max(sigma_n, level)``, tuned;     40
+              sets ``lambda`` (see run_fb)
 ``red``       fixed ``sigma_d``                                   100
 ============  ==================================================  =====================
 
@@ -80,7 +81,8 @@ __all__ = ["PRIORS", "PriorEntry", "available_priors", "choose_color", "register
 # Fixed-level methods (ADMM, FB, RED) run the denoiser at sigma_d >= 0.05 by default: at the noise
 # level itself (0.004-0.03) the 40-100 iterations drift away with an imperfect denoiser (measured with an
 # early drunet-gray checkpoint: camera 128, blur 1.6 and SR x2, ADMM fell from 25 to 17 dB; at 0.05 it
-# kept 28.6 / 30.2 dB). pnp-admm now takes per-family tuned levels (ADMM_TUNED); FB and RED keep this floor.
+# kept 28.6 / 30.2 dB). pnp-admm and pnp-fb now take per-family tuned levels (ADMM_TUNED, FB_TUNED); RED keeps
+# this floor.
 FIXED_LEVEL_MIN = 0.05
 NO_PRIOR_MESSAGE = "no learned denoiser is shipped yet; train one with `learnreg train recipes/denoiser-gray.yaml`"
 
@@ -331,6 +333,14 @@ HQS_DPIR = (0.23, 8)
 ADMM_TUNED: dict[str, dict[str, tuple[float, float]]] = {
     "gray": {"blur": (0.05, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)},
     "rgb": {"blur": (0.03, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)}}
+# pnp-fb's (sigma_d floor, step as a fraction of 1/L), tuned the same way (``--prior pnp-fb``, 40 iterations,
+# docs/benchmarks/tuning-pnp-fb.json; grid sigma_d 0.01-0.05 x step 0.5-1.9); other families keep
+# FIXED_LEVEL_MIN and step 1. Deblurring and inpainting take the largest step of the grid (40 iterations
+# are few for forward-backward; steps must stay below 2); gray deblurring takes its lowest level, 0.01,
+# which is the noise level of its settings, so the level floor max(sigma_n, level) cannot go lower there.
+FB_TUNED: dict[str, dict[str, tuple[float, float]]] = {
+    "gray": {"blur": (0.01, 1.9), "sr": (0.02, 1.5), "inpaint": (0.015, 1.9)},
+    "rgb": {"blur": (0.02, 1.9), "sr": (0.03, 1.5), "inpaint": (0.02, 1.9)}}
 
 
 def colour_mode(problem: Problem) -> str:
@@ -350,6 +360,15 @@ def admm_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
     and task family (``sigma_denoiser`` as a floor: the level is ``max(sigma_n, sigma_denoiser)``)."""
     level, lam = ADMM_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
     return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level}
+
+
+def fb_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``sigma_denoiser`` and ``step`` of 0 replaced by the tuned values of the colour mode and
+    task family (``sigma_denoiser`` as a floor, as for pnp-admm); FISTA (``accelerated``) caps a tuned step at 1."""
+    level, step = FB_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
+    if params.get("accelerated"):
+        step = min(step, 1.0)
+    return {**params, "sigma_denoiser": params["sigma_denoiser"] or level, "step": params["step"] or step}
 
 
 def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
@@ -446,15 +465,22 @@ def run_fb(problem: Problem, params: dict[str, Any], *, reference=None, callback
     :class:`~learnreg.solvers.ForwardBackward` on ``f = 1/2 ||A x - y||^2`` and
     ``g = w DenoiserPrior`` with step ``eta = step / ||A||^2`` (``||A||`` by power iteration;
     ``0 < step < 2``, FISTA needs ``step <= 1``) and ``w = sigma_d^2 / eta``, so that the prior
-    step ``prox_{eta g}`` runs the denoiser at ``sigma_d`` (default ``max(sigma_n, 0.05)``).
+    step ``prox_{eta g}`` runs the denoiser at ``sigma_d``.
     The objective is (1) with ``lambda = sigma_d^2 / (eta sigma_n^2)``: in forward-backward the
-    denoiser level and the weight are one parameter.
+    denoiser level and the weight are one parameter. By default (``sigma_denoiser = step = 0``)
+    ``sigma_d = max(sigma_n, level)`` and the step come from :data:`FB_TUNED` for the colour mode
+    and task family (else ``level =`` :data:`FIXED_LEVEL_MIN`, step 1).
     """
+    level_is_floor = params["sigma_denoiser"] == 0  # a tuned level; a given one is used as is
+    params = fb_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
+    sigma_d = params["sigma_denoiser"] * params["scale"]
+    if level_is_floor:
+        sigma_d = max(sigma_d, sigma_n)
     _check_step(params["step"])
     eta = params["step"] / _squared_norm(problem.operator)
     prior = _build_prior(problem, params)
-    solver = ForwardBackward(L2Data(problem.operator, problem.y), (_fixed_level(params, sigma_n) ** 2 / eta) * prior,
+    solver = ForwardBackward(L2Data(problem.operator, problem.y), (sigma_d ** 2 / eta) * prior,
                              step=eta, accelerated=params["accelerated"])
     return _run(solver, prior, problem, params, reference, callback)
 
@@ -526,7 +552,10 @@ register(Method("pnp-admm", "plug-and-play ADMM with a learned denoiser at a fix
                 _linear, _REQUIREMENT))
 register(Method("pnp-fb", "plug-and-play forward-backward (proximal gradient) with a learned denoiser", run_fb,
                 _parameters(iterations=40, lam=None, tol=1e-5, extra={
-                    "sigma_denoiser": _SIGMA_DENOISER, "step": _STEP,
+                    "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
+                                                            "max(sigma_n, level tuned for the colour mode and task family)"),
+                    "step": Parameter(float, 0.0, "step as a fraction of 1/L, in (0, 2); 0 = tuned for the colour "
+                                                  "mode and task family"),
                     "accelerated": Parameter(bool, False, "FISTA momentum (needs step <= 1)")}),
                 _linear, _REQUIREMENT))
 register(Method("red", "regularization by denoising: gradient descent with x - D(x) as prior gradient", run_red,

@@ -154,7 +154,7 @@ def test_dpir_schedule_and_evaluation_budget(priors):
 
 @pytest.mark.parametrize("channels, mode", [(1, "gray"), (3, "rgb")])
 def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels, mode):
-    from learnreg.restore.pnp import ADMM_TUNED, admm_defaults
+    from learnreg.restore.pnp import ADMM_TUNED, FB_TUNED, admm_defaults, fb_defaults
 
     for operator, fam in (("blur:gaussian:1.0", "blur"), ("sr:2:bicubic", "sr"), ("inpaint:random:0.5", "inpaint")):
         _, problem = _problem(operator, channels=channels)
@@ -164,15 +164,20 @@ def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels,
         chosen = admm_defaults(problem, {"lambda": 0.0, "sigma_denoiser": 0.0})
         assert (chosen["sigma_denoiser"], chosen["lambda"]) == ADMM_TUNED[mode][fam]
         assert admm_defaults(problem, {"lambda": 0.5, "sigma_denoiser": 0.02}) == {"lambda": 0.5, "sigma_denoiser": 0.02}
+        chosen = fb_defaults(problem, {"step": 0.0, "sigma_denoiser": 0.0})
+        assert (chosen["sigma_denoiser"], chosen["step"]) == FB_TUNED[mode][fam]
+        assert fb_defaults(problem, {"step": 0.7, "sigma_denoiser": 0.02}) == {"step": 0.7, "sigma_denoiser": 0.02}
+        # FISTA needs step <= 1: a tuned step is capped there, a given one is left to the solver's check
+        assert fb_defaults(problem, {"step": 0.0, "sigma_denoiser": 0.0, "accelerated": True})["step"] == \
+            min(FB_TUNED[mode][fam][1], 1.0)
     with pytest.raises(ValueError, match="lambda and iterations must be > 0"):
         restore(problem, "pnp-hqs", params={"prior": "test-recorder", "iterations": -1})
 
 
-@pytest.mark.parametrize("method", ["pnp-fb", "red"])
 @pytest.mark.parametrize("sigma, level", [(0.01, 0.05), (0.08, 0.08)])
-def test_fixed_level_methods_default_to_at_least_0_05(priors, method, sigma, level):
+def test_red_level_defaults_to_at_least_0_05(priors, sigma, level):
     _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
-    restore(problem, method, params={"prior": "test-recorder", "iterations": 2})
+    restore(problem, "red", params={"prior": "test-recorder", "iterations": 2})
     assert priors.sigmas == pytest.approx([level, level])
 
 
@@ -187,6 +192,22 @@ def test_admm_level_defaults_to_the_tuned_floor_or_the_noise(priors, sigma):
     restore(problem, "pnp-admm", params={"prior": "test-recorder", "iterations": 4, "sigma_denoiser": 0.03,
                                          "sigma_start": 0.12})  # continuation: geometric from 0.12 to 0.03
     assert priors.sigmas[2:] == pytest.approx([0.12, 0.12 * 0.25 ** (1 / 3), 0.12 * 0.25 ** (2 / 3), 0.03])
+
+
+@pytest.mark.parametrize("sigma", [0.005, 0.09])
+def test_fb_level_and_step_default_to_the_tuned_values(priors, sigma):
+    from learnreg.restore.pnp import FB_TUNED
+
+    _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
+    level, step = FB_TUNED["gray"]["blur"]
+    restore(problem, "pnp-fb", params={"prior": "test-recorder", "iterations": 2})
+    assert priors.sigmas == pytest.approx([max(sigma, level)] * 2)  # the tuned level is a floor under sigma_n
+    restore(problem, "pnp-fb", params={"prior": "test-recorder", "iterations": 2, "sigma_denoiser": 0.003})
+    assert priors.sigmas[2:] == pytest.approx([0.003] * 2)  # a given level is used as is
+    tuned = restore(problem, "pnp-fb", params={"prior": "test-quadratic", "iterations": 5})
+    given = restore(problem, "pnp-fb", params={"prior": "test-quadratic", "iterations": 5,
+                                               "sigma_denoiser": max(sigma, level), "step": step})
+    torch.testing.assert_close(tuned.x, given.x, rtol=0, atol=0)
 
 
 def test_noise_free_problems_use_the_floor(priors):
