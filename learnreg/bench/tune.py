@@ -22,7 +22,8 @@ single cases). The result is copied by hand into ``HQS_TUNED`` of
 ``learnreg/restore/pnp.py``. ``--prior pnp-admm`` does the same for PnP-ADMM's denoiser
 level ``sigma_denoiser`` and weight ``lambda`` (40 iterations), copied into ``ADMM_TUNED``;
 ``--prior pnp-fb`` for PnP forward-backward's denoiser level and step (40 iterations), copied into
-``FB_TUNED``.
+``FB_TUNED``; ``--prior red`` for RED's denoiser level and weight (100 iterations), copied into
+``RED_TUNED``.
 """
 
 from __future__ import annotations
@@ -83,10 +84,14 @@ ADMM_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 # pnp-fb: the denoiser level sigma_d (which also sets the weight) and the step (fraction of 1/L), 40 iterations
 FB_LEVELS = (0.01, 0.015, 0.02, 0.03, 0.05)
 FB_STEPS = (0.5, 1.0, 1.5, 1.9)
+# red: the denoiser level sigma_d and the weight lambda (relative to the MAP weight), 100 iterations
+RED_LEVELS = (0.015, 0.03, 0.05)
+RED_LAMBDAS = (0.5, 1.0, 2.0)
 # per tuned method: the two parameters scanned, their grids
 PNP_GRIDS = {"pnp-hqs": (("lambda", HQS_LAMBDAS), ("iterations", HQS_ITERATIONS)),
              "pnp-admm": (("sigma_denoiser", ADMM_LEVELS), ("lambda", ADMM_LAMBDAS)),
-             "pnp-fb": (("sigma_denoiser", FB_LEVELS), ("step", FB_STEPS))}
+             "pnp-fb": (("sigma_denoiser", FB_LEVELS), ("step", FB_STEPS)),
+             "red": (("sigma_denoiser", RED_LEVELS), ("lambda", RED_LAMBDAS))}
 
 
 def _problems(setting, suite, size: int) -> list:

@@ -20,7 +20,7 @@ method        denoiser level                                      default budget
 ``pnp-admm``  fixed ``sigma_d = max(sigma_n, level)``, tuned        40
 ``pnp-fb``    fixed ``sigma_d = max(sigma_n, level)``, tuned;     40
               sets ``lambda`` (see run_fb)
-``red``       fixed ``sigma_d``                                   100
+``red``       fixed ``sigma_d = max(sigma_n, level)``, tuned        100
 ============  ==================================================  =====================
 
 The noise level is floored, ``sigma_n = max(problem.sigma, sigma_floor)``
@@ -81,8 +81,8 @@ __all__ = ["PRIORS", "PriorEntry", "available_priors", "choose_color", "register
 # Fixed-level methods (ADMM, FB, RED) run the denoiser at sigma_d >= 0.05 by default: at the noise
 # level itself (0.004-0.03) the 40-100 iterations drift away with an imperfect denoiser (measured with an
 # early drunet-gray checkpoint: camera 128, blur 1.6 and SR x2, ADMM fell from 25 to 17 dB; at 0.05 it
-# kept 28.6 / 30.2 dB). pnp-admm and pnp-fb now take per-family tuned levels (ADMM_TUNED, FB_TUNED); RED keeps
-# this floor.
+# kept 28.6 / 30.2 dB). pnp-admm, pnp-fb and red now take per-family tuned levels (ADMM_TUNED, FB_TUNED,
+# RED_TUNED); families without a tuned entry keep this floor.
 FIXED_LEVEL_MIN = 0.05
 NO_PRIOR_MESSAGE = "no learned denoiser is shipped yet; train one with `learnreg train recipes/denoiser-gray.yaml`"
 
@@ -266,13 +266,6 @@ def _noise_level(problem: Problem, params: dict[str, Any]) -> float:
     return max(problem.sigma, params["sigma_floor"] * params["scale"])
 
 
-def _fixed_level(params: dict[str, Any], sigma_n: float) -> float:
-    """``sigma_d``: the parameter, or ``max(sigma_n, FIXED_LEVEL_MIN)`` (data units)."""
-    if params["sigma_denoiser"] > 0:
-        return params["sigma_denoiser"] * params["scale"]
-    return max(sigma_n, FIXED_LEVEL_MIN * params["scale"])
-
-
 def _stop(params: dict[str, Any]) -> StopRule:
     rule = MaxIter(params["iterations"]) | Diverged(abs_max=100.0 * params["scale"])
     return rule | RelativeChange(params["tol"]) if params["tol"] > 0 else rule
@@ -341,6 +334,13 @@ ADMM_TUNED: dict[str, dict[str, tuple[float, float]]] = {
 FB_TUNED: dict[str, dict[str, tuple[float, float]]] = {
     "gray": {"blur": (0.01, 1.9), "sr": (0.02, 1.5), "inpaint": (0.015, 1.9)},
     "rgb": {"blur": (0.02, 1.9), "sr": (0.03, 1.5), "inpaint": (0.02, 1.9)}}
+# red's (sigma_d floor, lambda), tuned the same way (``--prior red``, 100 iterations,
+# docs/benchmarks/tuning-red.json; a coarse grid sigma_d 0.015-0.05 x lambda 0.5-2); other families keep
+# FIXED_LEVEL_MIN and the MAP weight. Against the former defaults (0.05, 1) the 24 settings changed by
+# -0.09 to +1.25 dB (mean +0.46). The gray choices and inpainting lie at a corner of the grid.
+RED_TUNED: dict[str, dict[str, tuple[float, float]]] = {
+    "gray": {"blur": (0.015, 0.5), "sr": (0.015, 0.5), "inpaint": (0.015, 2.0)},
+    "rgb": {"blur": (0.03, 1.0), "sr": (0.03, 1.0), "inpaint": (0.015, 2.0)}}
 
 
 def colour_mode(problem: Problem) -> str:
@@ -369,6 +369,13 @@ def fb_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
     if params.get("accelerated"):
         step = min(step, 1.0)
     return {**params, "sigma_denoiser": params["sigma_denoiser"] or level, "step": params["step"] or step}
+
+
+def red_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with ``sigma_denoiser`` and ``lambda`` of 0 replaced by the tuned values of the colour mode and
+    task family (``sigma_denoiser`` as a floor, as for pnp-admm)."""
+    level, lam = RED_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
+    return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level}
 
 
 def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
@@ -491,14 +498,23 @@ def run_red(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     Notes
     -----
     The gradient is ``A^T (A x - y) + lambda_red (x - D(x, sigma_d))``, with ``sigma_d``
-    (default ``max(sigma_n, 0.05)``) and ``lambda_red = lambda sigma_n^2 / sigma_d^2``: by Tweedie,
+    and ``lambda_red = lambda sigma_n^2 / sigma_d^2``: by Tweedie,
     ``x - D(x, sigma_d) ~= sigma_d^2 grad phi(x)``, so this matches objective (1). Step
     ``eta = step / (||A||^2 + lambda_red)``, assuming ``x - D(x)`` is 1-Lipschitz (a
     denoiser with symmetric Jacobian of spectrum in ``[0, 1]``). One denoiser call per iteration.
+    By default (``sigma_denoiser = lambda = 0``) ``sigma_d = max(sigma_n, level)`` and ``lambda``
+    come from :data:`RED_TUNED` for the colour mode and task family (else ``level =``
+    :data:`FIXED_LEVEL_MIN`, ``lambda = 1``).
     """
+    if params["lambda"] < 0:
+        raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
+    level_is_floor = params["sigma_denoiser"] == 0  # a tuned level; a given one is used as is
+    params = red_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
     _check_step(params["step"])
-    sigma_d = _fixed_level(params, sigma_n)
+    sigma_d = params["sigma_denoiser"] * params["scale"]
+    if level_is_floor:
+        sigma_d = max(sigma_d, sigma_n)
     weight = params["lambda"] * sigma_n**2 / sigma_d**2
     prior = _build_prior(problem, params, red_sigma=sigma_d)
     solver = GradientDescent(L2Data(problem.operator, problem.y), weight * prior,
@@ -512,7 +528,7 @@ def _linear(operator: Operator) -> bool:
 
 def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[str, Parameter],
                 self_ensemble: bool = False) -> dict[str, Parameter]:
-    tuned = " (0 = tuned for the task family)" if iterations == 0 else ""
+    tuned = " (0 = tuned for the task family)" if iterations == 0 or lam == 0 else ""
     weight = {} if lam is None else {"lambda": Parameter(float, lam, "regularization weight relative to sigma_n^2 "
                                                                       "(1 = MAP)" + tuned)}
     return {
@@ -534,7 +550,6 @@ def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[s
     }
 
 
-_SIGMA_DENOISER = Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = max(sigma_n, 0.05)")
 _STEP = Parameter(float, 1.0, "step as a fraction of 1/L, in (0, 2)")
 _REQUIREMENT = "plug-and-play methods need a linear operator"
 
@@ -559,8 +574,10 @@ register(Method("pnp-fb", "plug-and-play forward-backward (proximal gradient) wi
                     "accelerated": Parameter(bool, False, "FISTA momentum (needs step <= 1)")}),
                 _linear, _REQUIREMENT))
 register(Method("red", "regularization by denoising: gradient descent with x - D(x) as prior gradient", run_red,
-                _parameters(iterations=100, lam=1.0, tol=1e-5, extra={"sigma_denoiser": _SIGMA_DENOISER,
-                                                                      "step": _STEP}),
+                _parameters(iterations=100, lam=0.0, tol=1e-5, extra={
+                    "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
+                                                            "max(sigma_n, level tuned for the colour mode and task family)"),
+                    "step": _STEP}),
                 _linear, _REQUIREMENT))
 
 

@@ -34,4 +34,4 @@ def test_refit_rewrites_the_saved_scan(tmp_path):
     assert main(["--prior", "pnp-hqs", "--refit", "--out-dir", str(tmp_path)]) == 0
     fitted = json.loads(saved.read_text())["fitted"]
     assert fitted["gray"]["sr"]["lambda"] == HQS_LAMBDAS[0] and "lambda" in fitted["gray"]["sr"]["edge_of_grid"]
-    assert set(PNP_GRIDS) == {"pnp-hqs", "pnp-admm", "pnp-fb"}
+    assert set(PNP_GRIDS) == {"pnp-hqs", "pnp-admm", "pnp-fb", "red"}

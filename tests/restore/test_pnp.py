@@ -121,7 +121,7 @@ def test_red_reaches_its_minimiser(priors, spec):
     _, problem = _problem(spec)
     s = 0.04
     result = restore(problem, "red", params={"prior": "test-quadratic", "iterations": 250, "tol": 0.0,
-                                              "sigma_denoiser": s})
+                                              "sigma_denoiser": s, "lambda": 1.0})
     weight = SIGMA**2 / s**2 * (s**2 * C / (1 + s**2 * C))
     assert float((result.x - _ridge(problem, weight)).abs().max()) < 1e-5
 
@@ -154,7 +154,7 @@ def test_dpir_schedule_and_evaluation_budget(priors):
 
 @pytest.mark.parametrize("channels, mode", [(1, "gray"), (3, "rgb")])
 def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels, mode):
-    from learnreg.restore.pnp import ADMM_TUNED, FB_TUNED, admm_defaults, fb_defaults
+    from learnreg.restore.pnp import ADMM_TUNED, FB_TUNED, RED_TUNED, admm_defaults, fb_defaults, red_defaults
 
     for operator, fam in (("blur:gaussian:1.0", "blur"), ("sr:2:bicubic", "sr"), ("inpaint:random:0.5", "inpaint")):
         _, problem = _problem(operator, channels=channels)
@@ -170,15 +170,29 @@ def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels,
         # FISTA needs step <= 1: a tuned step is capped there, a given one is left to the solver's check
         assert fb_defaults(problem, {"step": 0.0, "sigma_denoiser": 0.0, "accelerated": True})["step"] == \
             min(FB_TUNED[mode][fam][1], 1.0)
+        chosen = red_defaults(problem, {"lambda": 0.0, "sigma_denoiser": 0.0})
+        assert (chosen["sigma_denoiser"], chosen["lambda"]) == RED_TUNED[mode][fam]
+        assert red_defaults(problem, {"lambda": 0.5, "sigma_denoiser": 0.02}) == {"lambda": 0.5, "sigma_denoiser": 0.02}
     with pytest.raises(ValueError, match="lambda and iterations must be > 0"):
         restore(problem, "pnp-hqs", params={"prior": "test-recorder", "iterations": -1})
 
 
-@pytest.mark.parametrize("sigma, level", [(0.01, 0.05), (0.08, 0.08)])
-def test_red_level_defaults_to_at_least_0_05(priors, sigma, level):
+@pytest.mark.parametrize("sigma", [0.005, 0.09])
+def test_red_level_and_weight_default_to_the_tuned_values(priors, sigma):
+    from learnreg.restore.pnp import RED_TUNED
+
     _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
+    level, lam = RED_TUNED["gray"]["blur"]
     restore(problem, "red", params={"prior": "test-recorder", "iterations": 2})
-    assert priors.sigmas == pytest.approx([level, level])
+    assert priors.sigmas == pytest.approx([max(sigma, level)] * 2)  # the tuned level is a floor under sigma_n
+    restore(problem, "red", params={"prior": "test-recorder", "iterations": 2, "sigma_denoiser": 0.003})
+    assert priors.sigmas[2:] == pytest.approx([0.003] * 2)  # a given level is used as is
+    tuned = restore(problem, "red", params={"prior": "test-quadratic", "iterations": 5})
+    given = restore(problem, "red", params={"prior": "test-quadratic", "iterations": 5,
+                                            "sigma_denoiser": max(sigma, level), "lambda": lam})
+    torch.testing.assert_close(tuned.x, given.x, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="lambda must be > 0"):
+        restore(problem, "red", params={"prior": "test-quadratic", "lambda": -1})
 
 
 @pytest.mark.parametrize("sigma", [0.01, 0.09])
