@@ -177,24 +177,6 @@ def test_tuned_defaults_follow_the_colour_mode_and_task_family(priors, channels,
         restore(problem, "pnp-hqs", params={"prior": "test-recorder", "iterations": -1})
 
 
-@pytest.mark.parametrize("sigma", [0.005, 0.09])
-def test_red_level_and_weight_default_to_the_tuned_values(priors, sigma):
-    from learnreg.restore.pnp import RED_TUNED
-
-    _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
-    level, lam = RED_TUNED["gray"]["blur"]
-    restore(problem, "red", params={"prior": "test-recorder", "iterations": 2})
-    assert priors.sigmas == pytest.approx([max(sigma, level)] * 2)  # the tuned level is a floor under sigma_n
-    restore(problem, "red", params={"prior": "test-recorder", "iterations": 2, "sigma_denoiser": 0.003})
-    assert priors.sigmas[2:] == pytest.approx([0.003] * 2)  # a given level is used as is
-    tuned = restore(problem, "red", params={"prior": "test-quadratic", "iterations": 5})
-    given = restore(problem, "red", params={"prior": "test-quadratic", "iterations": 5,
-                                            "sigma_denoiser": max(sigma, level), "lambda": lam})
-    torch.testing.assert_close(tuned.x, given.x, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="lambda must be > 0"):
-        restore(problem, "red", params={"prior": "test-quadratic", "lambda": -1})
-
-
 @pytest.mark.parametrize("sigma", [0.01, 0.09])
 def test_admm_level_defaults_to_the_tuned_floor_or_the_noise(priors, sigma):
     from learnreg.restore.pnp import ADMM_TUNED
@@ -209,19 +191,23 @@ def test_admm_level_defaults_to_the_tuned_floor_or_the_noise(priors, sigma):
 
 
 @pytest.mark.parametrize("sigma", [0.005, 0.09])
-def test_fb_level_and_step_default_to_the_tuned_values(priors, sigma):
-    from learnreg.restore.pnp import FB_TUNED
+@pytest.mark.parametrize("method, table, second", [("pnp-fb", "FB_TUNED", "step"), ("red", "RED_TUNED", "lambda")])
+def test_fb_and_red_default_to_the_tuned_values(priors, sigma, method, table, second):
+    from learnreg.restore import pnp
 
     _, problem = _problem("blur:gaussian:1.0", sigma=sigma)
-    level, step = FB_TUNED["gray"]["blur"]
-    restore(problem, "pnp-fb", params={"prior": "test-recorder", "iterations": 2})
+    level, value = getattr(pnp, table)["gray"]["blur"]
+    restore(problem, method, params={"prior": "test-recorder", "iterations": 2})
     assert priors.sigmas == pytest.approx([max(sigma, level)] * 2)  # the tuned level is a floor under sigma_n
-    restore(problem, "pnp-fb", params={"prior": "test-recorder", "iterations": 2, "sigma_denoiser": 0.003})
+    restore(problem, method, params={"prior": "test-recorder", "iterations": 2, "sigma_denoiser": 0.003})
     assert priors.sigmas[2:] == pytest.approx([0.003] * 2)  # a given level is used as is
-    tuned = restore(problem, "pnp-fb", params={"prior": "test-quadratic", "iterations": 5})
-    given = restore(problem, "pnp-fb", params={"prior": "test-quadratic", "iterations": 5,
-                                               "sigma_denoiser": max(sigma, level), "step": step})
+    tuned = restore(problem, method, params={"prior": "test-quadratic", "iterations": 5})
+    given = restore(problem, method, params={"prior": "test-quadratic", "iterations": 5,
+                                             "sigma_denoiser": max(sigma, level), second: value})
     torch.testing.assert_close(tuned.x, given.x, rtol=0, atol=0)
+    if method == "red":
+        with pytest.raises(ValueError, match="lambda must be > 0"):
+            restore(problem, method, params={"prior": "test-quadratic", "lambda": -1})
 
 
 def test_noise_free_problems_use_the_floor(priors):
