@@ -120,7 +120,7 @@ SUITES: dict[str, Suite] = {
                "by 1.2-1.4 dB on RGB denoising of these crops, see denoising.md).",
                "PSNR/SSIM of the last iterate; pnp-hqs (with DPIR's periodic geometric self-ensemble, its default) "
                "has lambda and iterations tuned per task family on 128x128 "
-               "centre crops of the development images (HQS_TUNED in learnreg/restore/pnp.py, "
+               "centre crops of the development images (HQS_TUNED in learnreg/restore/pnp_defaults.py, "
                "tuning-pnp-hqs.json); pnp-admm's denoiser level and weight tuned the same way (40 iterations, "
                "ADMM_TUNED, tuning-pnp-admm.json); pnp-fb's denoiser level and step likewise (40 iterations, "
                "FB_TUNED, tuning-pnp-fb.json). Noise-free settings "

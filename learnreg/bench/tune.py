@@ -19,7 +19,7 @@ default denoiser: every pair of the grid runs on every classical setting, gray
 and RGB, and each colour mode and task family keeps the pair with the best mean
 PSNR over its settings (one pair per mode and family, not per setting, so the defaults do not chase
 single cases). The result is copied by hand into ``HQS_TUNED`` of
-``learnreg/restore/pnp.py``. ``--prior pnp-admm`` does the same for PnP-ADMM's denoiser
+``learnreg/restore/pnp_defaults.py``. ``--prior pnp-admm`` does the same for PnP-ADMM's denoiser
 level ``sigma_denoiser`` and weight ``lambda`` (40 iterations), copied into ``ADMM_TUNED``;
 ``--prior pnp-fb`` for PnP forward-backward's denoiser level and step (40 iterations), copied into
 ``FB_TUNED``; ``--prior red`` for RED's denoiser level and weight (100 iterations), copied into

@@ -69,6 +69,9 @@ from learnreg.regularizers.denoiser import COLOR_MODES, DenoiserPrior, dihedral
 from learnreg.restore.baselines import family
 from learnreg.restore.classical import initial_estimate
 from learnreg.restore.methods import Method, Parameter, Problem, register
+from learnreg.restore.pnp_defaults import (ADMM_TUNED, FB_TUNED, FIXED_LEVEL_MIN, HQS_DPIR, HQS_TUNED,  # noqa: F401
+                                           RED_TUNED, admm_defaults, colour_mode, fb_defaults, hqs_defaults,
+                                           red_defaults)
 from learnreg.solvers import ADMM, HQS, Diverged, ForwardBackward, GradientDescent, MaxIter, RelativeChange
 from learnreg.solvers.base import History, Solver, State, StopRule, clipped_psnr
 from learnreg.solvers.hqs import geometric_schedule
@@ -78,12 +81,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["PRIORS", "PriorEntry", "available_priors", "choose_color", "register_prior", "resolve_prior",
            "unregister_prior"]
 
-# Fixed-level methods (ADMM, FB, RED) run the denoiser at sigma_d >= 0.05 by default: at the noise
-# level itself (0.004-0.03) the 40-100 iterations drift away with an imperfect denoiser (measured with an
-# early drunet-gray checkpoint: camera 128, blur 1.6 and SR x2, ADMM fell from 25 to 17 dB; at 0.05 it
-# kept 28.6 / 30.2 dB). pnp-admm, pnp-fb and red now take per-family tuned levels (ADMM_TUNED, FB_TUNED,
-# RED_TUNED); families without a tuned entry keep this floor.
-FIXED_LEVEL_MIN = 0.05
 NO_PRIOR_MESSAGE = "no learned denoiser is shipped yet; train one with `learnreg train recipes/denoiser-gray.yaml`"
 
 
@@ -309,73 +306,10 @@ def _consistent(x: Tensor, history: History, problem: Problem, params: dict[str,
 
 
 # -- the methods ----------------------------------------------------------------
-# pnp-hqs's (lambda, iterations) per colour mode ("gray": 1 channel, "rgb": 3) and task family
-# (:func:`learnreg.restore.baselines.family`), tuned with the shipped default denoiser and the self-ensemble on 128x128
-# crops of the development images (``python -m learnreg.bench.tune --prior pnp-hqs``, docs/benchmarks/tuning-pnp-hqs.json;
-# grid lambda 0.015-0.45 x 8-40 iterations, each mode and family keeps the point of best mean PSNR over its settings);
-# other families take DPIR's deblurring values. Inpainting chose the grid's corner (0.015, 40 iterations) and RGB SR
-# the 40-evaluation budget: a wider grid may find more. Gray and RGB differ because a gray prior reaches RGB images
-# through the opponent transform.
-HQS_TUNED: dict[str, dict[str, tuple[float, int]]] = {
-    "gray": {"blur": (0.12, 8), "sr": (0.12, 24), "inpaint": (0.015, 40)},
-    "rgb": {"blur": (0.12, 8), "sr": (0.12, 40), "inpaint": (0.015, 40)}}
-HQS_DPIR = (0.23, 8)
-# pnp-admm's (sigma_d floor, lambda), tuned the same way (``--prior pnp-admm``, 40 iterations,
-# docs/benchmarks/tuning-pnp-admm.json; grid sigma_d 0.02-0.07 x lambda 0.25-4); other families keep
-# FIXED_LEVEL_MIN and the MAP weight. Every chosen point lies inside the grid.
-ADMM_TUNED: dict[str, dict[str, tuple[float, float]]] = {
-    "gray": {"blur": (0.05, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)},
-    "rgb": {"blur": (0.03, 0.5), "sr": (0.04, 1.0), "inpaint": (0.03, 2.0)}}
-# pnp-fb's (sigma_d floor, step as a fraction of 1/L), tuned the same way (``--prior pnp-fb``, 40 iterations,
-# docs/benchmarks/tuning-pnp-fb.json; grid sigma_d 0.01-0.05 x step 0.5-1.9); other families keep
-# FIXED_LEVEL_MIN and step 1. Deblurring and inpainting take the largest step of the grid (40 iterations
-# are few for forward-backward; steps must stay below 2); gray deblurring takes its lowest level, 0.01,
-# which is the noise level of its settings, so the level floor max(sigma_n, level) cannot go lower there.
-FB_TUNED: dict[str, dict[str, tuple[float, float]]] = {
-    "gray": {"blur": (0.01, 1.9), "sr": (0.02, 1.5), "inpaint": (0.015, 1.9)},
-    "rgb": {"blur": (0.02, 1.9), "sr": (0.03, 1.5), "inpaint": (0.02, 1.9)}}
-# red's (sigma_d floor, lambda), tuned the same way (``--prior red``, 100 iterations,
-# docs/benchmarks/tuning-red.json; a coarse grid sigma_d 0.015-0.05 x lambda 0.5-2); other families keep
-# FIXED_LEVEL_MIN and the MAP weight. Against the former defaults (0.05, 1) the 24 settings changed by
-# -0.09 to +1.25 dB (mean +0.46). The gray choices and inpainting lie at a corner of the grid.
-RED_TUNED: dict[str, dict[str, tuple[float, float]]] = {
-    "gray": {"blur": (0.015, 0.5), "sr": (0.015, 0.5), "inpaint": (0.015, 2.0)},
-    "rgb": {"blur": (0.03, 1.0), "sr": (0.03, 1.0), "inpaint": (0.015, 2.0)}}
-
-
-def colour_mode(problem: Problem) -> str:
-    """``"rgb"`` for 3-channel images, else ``"gray"`` (the keys of the tuned tables)."""
-    return "rgb" if problem.operator.in_shape[0] == 3 else "gray"
-
-
-def hqs_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with ``lambda`` and ``iterations`` of 0 replaced by the tuned values of the colour mode
-    and task family."""
-    lam, iterations = HQS_TUNED[colour_mode(problem)].get(family(problem.operator), HQS_DPIR)
-    return {**params, "lambda": params["lambda"] or lam, "iterations": params["iterations"] or iterations}
-
-
-def admm_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with ``sigma_denoiser`` and ``lambda`` of 0 replaced by the tuned values of the colour mode
-    and task family (``sigma_denoiser`` as a floor: the level is ``max(sigma_n, sigma_denoiser)``)."""
-    level, lam = ADMM_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
-    return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level}
-
-
-def fb_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with ``sigma_denoiser`` and ``step`` of 0 replaced by the tuned values of the colour mode and
-    task family (``sigma_denoiser`` as a floor, as for pnp-admm); FISTA (``accelerated``) caps a tuned step at 1."""
-    level, step = FB_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
-    if params.get("accelerated"):
-        step = min(step, 1.0)
-    return {**params, "sigma_denoiser": params["sigma_denoiser"] or level, "step": params["step"] or step}
-
-
-def red_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with ``sigma_denoiser`` and ``lambda`` of 0 replaced by the tuned values of the colour mode and
-    task family (``sigma_denoiser`` as a floor, as for pnp-admm)."""
-    level, lam = RED_TUNED[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
-    return {**params, "lambda": params["lambda"] or lam, "sigma_denoiser": params["sigma_denoiser"] or level}
+def _denoiser_level(params: dict[str, Any], sigma_n: float, *, floor: bool) -> float:
+    """``sigma_d`` in data units; a tuned level (``floor``) is a floor under ``sigma_n``, a given one is used as is."""
+    sigma_d = params["sigma_denoiser"] * params["scale"]
+    return max(sigma_d, sigma_n) if floor else sigma_d
 
 
 def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, History]:
@@ -447,12 +381,10 @@ def run_admm(problem: Problem, params: dict[str, Any], *, reference=None, callba
     """
     if params["lambda"] < 0:
         raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
-    level_is_floor = params["sigma_denoiser"] == 0  # a tuned level; a given one is used as is
+    tuned_level = params["sigma_denoiser"] == 0
     params = admm_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
-    sigma_d = params["sigma_denoiser"] * params["scale"]
-    if level_is_floor:
-        sigma_d = max(sigma_n, sigma_d)
+    sigma_d = _denoiser_level(params, sigma_n, floor=tuned_level)
     weight = params["lambda"] * sigma_n**2
     prior = _build_prior(problem, params)
     rho: float | tuple[float, ...] = weight / sigma_d**2
@@ -478,12 +410,10 @@ def run_fb(problem: Problem, params: dict[str, Any], *, reference=None, callback
     ``sigma_d = max(sigma_n, level)`` and the step come from :data:`FB_TUNED` for the colour mode
     and task family (else ``level =`` :data:`FIXED_LEVEL_MIN`, step 1).
     """
-    level_is_floor = params["sigma_denoiser"] == 0  # a tuned level; a given one is used as is
+    tuned_level = params["sigma_denoiser"] == 0
     params = fb_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
-    sigma_d = params["sigma_denoiser"] * params["scale"]
-    if level_is_floor:
-        sigma_d = max(sigma_d, sigma_n)
+    sigma_d = _denoiser_level(params, sigma_n, floor=tuned_level)
     _check_step(params["step"])
     eta = params["step"] / _squared_norm(problem.operator)
     prior = _build_prior(problem, params)
@@ -508,13 +438,11 @@ def run_red(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     """
     if params["lambda"] < 0:
         raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
-    level_is_floor = params["sigma_denoiser"] == 0  # a tuned level; a given one is used as is
+    tuned_level = params["sigma_denoiser"] == 0
     params = red_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
     _check_step(params["step"])
-    sigma_d = params["sigma_denoiser"] * params["scale"]
-    if level_is_floor:
-        sigma_d = max(sigma_d, sigma_n)
+    sigma_d = _denoiser_level(params, sigma_n, floor=tuned_level)
     weight = params["lambda"] * sigma_n**2 / sigma_d**2
     prior = _build_prior(problem, params, red_sigma=sigma_d)
     solver = GradientDescent(L2Data(problem.operator, problem.y), weight * prior,
@@ -551,6 +479,8 @@ def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[s
 
 
 _STEP = Parameter(float, 1.0, "step as a fraction of 1/L, in (0, 2)")
+_TUNED_LEVEL = Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = max(sigma_n, level tuned for "
+                                     "the colour mode and task family)")
 _REQUIREMENT = "plug-and-play methods need a linear operator"
 
 register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing noise levels (8-40 evaluations)",
@@ -560,23 +490,20 @@ register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing nois
                 _linear, _REQUIREMENT))
 register(Method("pnp-admm", "plug-and-play ADMM with a learned denoiser at a fixed level", run_admm,
                 _parameters(iterations=40, lam=0.0, tol=1e-5, extra={
-                    "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
-                                                            "max(sigma_n, level tuned for the colour mode and task family)"),
+                    "sigma_denoiser": _TUNED_LEVEL,
                     "sigma_start": Parameter(float, 0.0, "first denoiser level of a geometric continuation down to "
                                                          "sigma_d ([0, 1] scale); 0 = fixed level sigma_d")}),
                 _linear, _REQUIREMENT))
 register(Method("pnp-fb", "plug-and-play forward-backward (proximal gradient) with a learned denoiser", run_fb,
                 _parameters(iterations=40, lam=None, tol=1e-5, extra={
-                    "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
-                                                            "max(sigma_n, level tuned for the colour mode and task family)"),
+                    "sigma_denoiser": _TUNED_LEVEL,
                     "step": Parameter(float, 0.0, "step as a fraction of 1/L, in (0, 2); 0 = tuned for the colour "
                                                   "mode and task family"),
                     "accelerated": Parameter(bool, False, "FISTA momentum (needs step <= 1)")}),
                 _linear, _REQUIREMENT))
 register(Method("red", "regularization by denoising: gradient descent with x - D(x) as prior gradient", run_red,
                 _parameters(iterations=100, lam=0.0, tol=1e-5, extra={
-                    "sigma_denoiser": Parameter(float, 0.0, "denoiser level sigma_d ([0, 1] scale); 0 = "
-                                                            "max(sigma_n, level tuned for the colour mode and task family)"),
+                    "sigma_denoiser": _TUNED_LEVEL,
                     "step": _STEP}),
                 _linear, _REQUIREMENT))
 
