@@ -379,8 +379,6 @@ def run_admm(problem: Problem, params: dict[str, Any], *, reference=None, callba
     ``sigma_start`` to ``sigma_d`` over the iterations (``rho_k = w / sigma_k^2``, the scaled
     dual rescaled at each change). The output is ``z`` (``= x`` at convergence).
     """
-    if params["lambda"] < 0:
-        raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
     tuned_level = params["sigma_denoiser"] == 0
     params = admm_defaults(problem, params)
     sigma_n = _noise_level(problem, params)
@@ -436,8 +434,6 @@ def run_red(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     come from :data:`RED_TUNED` for the colour mode and task family (else ``level =``
     :data:`FIXED_LEVEL_MIN`, ``lambda = 1``).
     """
-    if params["lambda"] < 0:
-        raise ValueError(f"parameter lambda must be > 0 (0 = tuned for the task), got {params['lambda']}")
     tuned_level = params["sigma_denoiser"] == 0
     params = red_defaults(problem, params)
     sigma_n = _noise_level(problem, params)

@@ -80,7 +80,9 @@ def admm_defaults(problem: Problem, params: dict[str, Any]) -> dict[str, Any]:
 def _level_defaults(table: dict[str, dict[str, tuple[float, float]]], problem: Problem, params: dict[str, Any],
                     second: str, *, cap: float | None = None) -> dict[str, Any]:
     """``sigma_denoiser`` and ``second`` of 0 replaced from ``table`` (else FIXED_LEVEL_MIN and 1), ``second``
-    capped at ``cap``."""
+    capped at ``cap``; a negative ``second`` is refused."""
+    if params[second] < 0:
+        raise ValueError(f"parameter {second} must be > 0 (0 = tuned for the task), got {params[second]}")
     level, value = table[colour_mode(problem)].get(family(problem.operator), (FIXED_LEVEL_MIN, 1.0))
     value = value if cap is None else min(value, cap)
     return {**params, "sigma_denoiser": params["sigma_denoiser"] or level, second: params[second] or value}
