@@ -27,6 +27,7 @@ from learnreg.regularizers.base import CapabilityError, Regularizer
 Denoiser = Callable[[Tensor, "float | Tensor"], Tensor]
 ColorMode = Literal["native", "opponent", "per_channel"]
 COLOR_MODES: tuple[str, ...] = ("native", "opponent", "per_channel")
+ENSEMBLES: tuple[int, ...] = (1, 2, 4, 8)  # sizes of a geometric self-ensemble (transforms of the grid averaged)
 
 
 def opponent_matrix(*, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
@@ -128,11 +129,17 @@ class DenoiserPrior(Regularizer):
         image under the ``(k mod 8)``-th rotation / reflection of the grid (:func:`dihedral`)
         and the output is turned back. No extra cost; an iterative solver then averages the
         network's orientation-dependent errors over its iterations.
+    ensemble : int
+        Geometric self-ensemble inside every call: the output is the mean over ``ensemble``
+        (1, 2, 4 or 8) rotations / reflections of the image, each turned back, at
+        ``ensemble`` times the cost (each counts as an evaluation). With ``self_ensemble`` the
+        transforms run on with the evaluation count (evaluation ``n`` sees transform
+        ``n mod 8``); with 8 every call sees the whole group.
 
     Attributes
     ----------
     evaluations : int
-        Denoiser calls so far (one per :meth:`prox` or :meth:`grad`, whatever the
+        Denoiser calls so far (``ensemble`` per :meth:`prox` or :meth:`grad`, whatever the
         colour mode, as the channels are batched); solvers and benchmarks report it.
 
     Notes
@@ -173,7 +180,7 @@ class DenoiserPrior(Regularizer):
     prox_is_exact = False
 
     def __init__(self, denoiser: Denoiser, *, color: ColorMode = "native", scale: float = 1.0,
-                 red_sigma: float | None = None, self_ensemble: bool = False):
+                 red_sigma: float | None = None, self_ensemble: bool = False, ensemble: int = 1):
         if not callable(denoiser):
             raise TypeError(f"DenoiserPrior needs a callable D(x, sigma), got {type(denoiser).__name__}")
         if color not in COLOR_MODES:
@@ -182,12 +189,16 @@ class DenoiserPrior(Regularizer):
             raise ValueError(f"scale must be > 0, got {scale}")
         if red_sigma is not None and not red_sigma > 0:
             raise ValueError(f"red_sigma must be > 0, got {red_sigma}")
+        if ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))} (transforms averaged "
+                             f"per denoiser call), got {ensemble!r}")
         self.denoiser = denoiser
         self.color: str = color
         self.scale = float(scale)
         self.red_sigma = None if red_sigma is None else float(red_sigma)
         self.has_grad = self.red_sigma is not None
         self.self_ensemble = bool(self_ensemble)
+        self.ensemble = int(ensemble)
         self.evaluations = 0
 
     @property
@@ -216,7 +227,8 @@ class DenoiserPrior(Regularizer):
 
     # -- denoising with colour handling ---------------------------------------
     def denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
-        """``D(x, sigma)`` through the colour mode and intensity scale; counts one evaluation.
+        """``D(x, sigma)`` through the colour mode and intensity scale (and the ensemble); counts
+        ``ensemble`` evaluations.
 
         Parameters
         ----------
@@ -231,11 +243,12 @@ class DenoiserPrior(Regularizer):
         """
         if x.dim() != 4:
             raise ValueError(f"{self.name}: x must be (B, C, H, W), got {tuple(x.shape)}")
-        turn = self.evaluations % 8 if self.self_ensemble else 0
-        self.evaluations += 1
-        if turn:
-            return dihedral(self._denoise(dihedral(x, turn), sigma), turn, inverse=True)
-        return self._denoise(x, sigma)
+        first = self.evaluations
+        self.evaluations += self.ensemble
+        turns = [(first + j) % 8 if self.self_ensemble else j for j in range(self.ensemble)]
+        outputs = [dihedral(self._denoise(dihedral(x, t), sigma), t, inverse=True) if t else self._denoise(x, sigma)
+                   for t in turns]
+        return outputs[0] if len(outputs) == 1 else torch.stack(outputs).mean(0)
 
     def _denoise(self, x: Tensor, sigma: float | Tensor) -> Tensor:
         batch, channels, height, width = x.shape

@@ -108,7 +108,7 @@ def test_models_state_recipe_data_and_tested_quality(capsys):
         pytest.skip("no drunet-gray shipped")
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    block = out[out.index("drunet-gray"):].split("\n")[:3]
+    block = out[out.index("drunet-gray "):].split("\n")[:3]
     record = shipped["drunet-gray"]["regression"]
     assert "recipes/denoiser-gray.yaml" in block[0] and "dead leaves" in block[1]
     assert f"{record['psnr']:.2f} dB (regression-tested)" in block[2]

@@ -160,6 +160,28 @@ def test_geometric_self_ensemble_turns_call_k_by_the_k_mod_8_th_symmetry():
             assert torch.allclose(shrink.denoise(rgb, 0.2), reference.denoise(rgb, 0.2), atol=1e-6)
 
 
+def test_ensemble_averages_each_call_over_the_first_k_symmetries_and_counts_k_evaluations():
+    def shift(v, sigma):  # not rotation-equivariant
+        return torch.roll(v, 1, dims=-1) * (1 - sigma)
+
+    x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    for k in (2, 4, 8):
+        prior = DenoiserPrior(shift, ensemble=k)
+        expected = sum(dihedral(shift(dihedral(x, t), 0.1), t, inverse=True) for t in range(k)) / k
+        assert torch.allclose(prior.prox(x, 0.01), expected) and prior.evaluations == k
+        assert not torch.allclose(expected, shift(x, 0.1))
+    # with the periodic self-ensemble the transforms run on with the evaluation count
+    turning = DenoiserPrior(shift, ensemble=2, self_ensemble=True)
+    for call in range(5):
+        turns = [(2 * call + j) % 8 for j in range(2)]
+        expected = sum(dihedral(shift(dihedral(x, t), 0.1), t, inverse=True) for t in turns) / 2
+        assert torch.allclose(turning.denoise(x, 0.1), expected)
+    assert turning.evaluations == 10
+    for bad in (0, 3, 16):
+        with pytest.raises(ValueError, match="ensemble must be one of 1, 2, 4, 8"):
+            DenoiserPrior(shift, ensemble=bad)
+
+
 def test_red_gradient_is_x_minus_denoised():
     c = 5.0
     prior = DenoiserPrior(_quadratic(c), red_sigma=0.2)

@@ -373,6 +373,12 @@ def test_pnp_hqs_self_ensemble_is_on_by_default_and_turns_the_denoiser_input():
         shrink = {"prior": "test-shrink", "iterations": 4, "lambda": 0.2}
         assert torch.allclose(restore(problem, "pnp-hqs", params=shrink).x,
                               restore(problem, "pnp-hqs", params={**shrink, "self_ensemble": False}).x, atol=1e-12)
+        # ensemble = 8: every call averages the whole group (8 evaluations per iteration)
+        seen.clear()
+        restore(problem, "pnp-hqs", params={**params, "ensemble": 8})
+        assert len(seen) == 32
+        assert torch.allclose(restore(problem, "pnp-hqs", params={**shrink, "ensemble": 8}).x,
+                              restore(problem, "pnp-hqs", params=shrink).x, atol=1e-12)
     finally:
         unregister_prior("test-shift")
         unregister_prior("test-shrink")
