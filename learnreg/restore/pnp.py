@@ -43,7 +43,7 @@ Python users plug in) or from the shipped weights (:func:`learnreg.hub.list_mode
 ``prior="auto"`` takes ``drunet-gray`` when it is shipped, for gray images and for RGB ones
 (through the opponent transform, which measured better than ``drunet-rgb`` on the RGB
 development crops): the tuned defaults are fitted to it, and the larger
-``drunet-gray-wide`` is 2.5x slower for 0.08-0.09 dB. Otherwise it takes the largest shipped
+``drunet-gray-wide`` is 1.7x slower for 0.08-0.09 dB. Otherwise it takes the largest shipped
 denoiser whose channels match the image, else the largest gray one. A shipped
 regularizer pair (``rg_pair``: pnpReG, RG1, RERG) serves its denoiser, and a denoiser trained
 by another task than ``denoise`` (MTDEQ) serves as is, both by name only.
@@ -163,7 +163,7 @@ def _load_network(path: str, sha256: str, device: str, dtype: torch.dtype) -> to
 
 # auto takes drunet-gray whenever it is shipped, for gray and RGB images: the PnP defaults are tuned for it;
 # on the RGB development crops it beats the RGB-trained drunet-rgb through the opponent transform by
-# 1.2-1.4 dB, and the larger drunet-gray-wide (by name) gains 0.08-0.09 dB in gray denoising at 2.5x the
+# 1.2-1.4 dB, and the larger drunet-gray-wide (by name) gains 0.08-0.09 dB in gray denoising at 1.7x the
 # time (docs/benchmarks/denoising.md).
 PREFERRED_PRIOR = "drunet-gray"
 

@@ -69,7 +69,8 @@ def test_build_network_and_hub_round_trip(tmp_path):
     assert hub.read_record(record)["config"] == config
     loaded = hub.load(record)
     x = torch.rand(2, 1, 9, 11, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        assert torch.equal(loaded(x, 0.2), pair(x, 0.2))
-        assert torch.equal(loaded.gradient(x), pair.gradient(x))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), pair.state_dict().values()))
+    with torch.no_grad():  # hub.load makes CPU convolutions channels-last: equal up to float rounding
+        assert torch.allclose(loaded(x, 0.2), pair(x, 0.2), rtol=1e-5, atol=1e-6)
+        assert torch.allclose(loaded.gradient(x), pair.gradient(x), rtol=1e-5, atol=1e-5)
     assert [model["architecture"] for model in hub.list_models(directory=tmp_path)] == ["rg_pair"]
