@@ -511,7 +511,6 @@ register(Method("red", "regularization by denoising: gradient descent with x - D
                 _linear, _REQUIREMENT))
 
 
-
 def run_denoiser(problem: Problem, params: dict[str, Any], *, reference=None, callback=None) -> tuple[Tensor, None]:
     """Gaussian denoising: the learned denoiser at the noise level (``y = x + n``).
 
