@@ -70,7 +70,9 @@ def _learned_denoising_settings() -> tuple[Setting, ...]:
                          ("denoiser", "denoiser:ensemble=8", "denoiser@drunet-gray-wide", "denoiser@drunet-rgb", "bm3d",
                           "tv") if mode == "rgb"
                          else ("denoiser", "denoiser:ensemble=8", "denoiser@drunet-gray-wide",
-                               "denoiser@drunet-gray-wide:ensemble=8", "bm3d", "tv"))
+                               "denoiser@drunet-gray-wide-ft",
+                               "denoiser@drunet-gray-wide-ft:ensemble=4;precision=bfloat16",
+                               "denoiser@drunet-gray-wide-ft:ensemble=8;precision=bfloat16", "bm3d", "tv"))
                  for mode in ("gray", "rgb") for s in (15, 25, 50))
 
 
@@ -105,7 +107,10 @@ SUITES: dict[str, Suite] = {
                "`denoiser` = the default shipped prior (`auto`: drunet-gray, on RGB through the opponent "
                "transform) applied once at the true noise level; `denoiser:ensemble=8` = the same averaged over the "
                "8 rotations / reflections of the image; `denoiser@drunet-gray-wide` = the larger variant (1.3 M "
-               "parameters, 82 min on 2 cores); `denoiser@drunet-rgb` = the RGB-trained prior.",
+               "parameters, 82 min on 2 cores); `denoiser@drunet-gray-wide-ft` = the same fine-tuned 7,000 more steps "
+               "with low noise levels drawn more often (14 min); `precision=bfloat16` = its convolutions in "
+               "bfloat16 autocast on the rounded input (learnreg.learned.precision); `denoiser@drunet-rgb` = the "
+               "RGB-trained prior.",
                "Seconds per image on 2 threads; BM3D is the `bm3d` package (optional extra).",
                "Published context (different images): on Set12, DRUNet (32.6 M parameters, trained on ~8,800 "
                "photographs) is reported 0.88 / 0.97 / 1.18 dB above BM3D at sigma 15 / 25 / 50 (33.25 / 30.94 / "

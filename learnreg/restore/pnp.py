@@ -63,6 +63,7 @@ from torch import Tensor
 
 from learnreg.learned.hub import list_models
 from learnreg.learned.hub import load as load_weights
+from learnreg.learned.precision import PRECISIONS, reduced_precision
 from learnreg.learned.tiling import tiled
 from learnreg.physics.operator import Operator
 from learnreg.regularizers.data import L2Data
@@ -245,8 +246,9 @@ def _build_prior(problem: Problem, params: dict[str, Any], *, red_sigma: float |
     tile = params["tile"]
     if tile < 0:
         raise ValueError(f"tile must be >= 0 (0 = automatic), got {tile}")
-    denoiser = tiled(entry.denoiser) if tile == 0 else tiled(entry.denoiser, tile=tile, overlap=min(32, tile // 4),
-                                                             threshold=tile * tile)
+    network = reduced_precision(entry.denoiser, params.get("precision", "float32"))
+    denoiser = tiled(network) if tile == 0 else tiled(network, tile=tile, overlap=min(32, tile // 4),
+                                                      threshold=tile * tile)
     return DenoiserPrior(denoiser, color=color, scale=params["scale"], red_sigma=red_sigma,
                          self_ensemble=params.get("self_ensemble", False), ensemble=params.get("ensemble", 1))
 
@@ -475,6 +477,8 @@ def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[s
                                                         "symmetry; no extra cost"),
         "ensemble": Parameter(int, 1, "geometric self-ensemble inside each denoiser call: the mean over 1, 2, 4 or 8 "
                                       "rotations / reflections (that many evaluations per call)"),
+        "precision": Parameter(str, "float32", f"network arithmetic: {' | '.join(PRECISIONS)} (autocast on the "
+                                               "rounded input; ~2.6x faster on CPUs with AVX-512 BF16)"),
         "tile": Parameter(int, 0, "tile side for large images; 0 = whole up to 512x512 pixels, else 256 tiles"),
         "scale": Parameter(float, 1.0, "intensity range of x (1 for images in [0, 1]; the range of depth maps)"),
         "tol": Parameter(float, tol, "stop when the relative change falls below this (0 = run all iterations)"),

@@ -115,8 +115,15 @@ class DenoiseOptions(Section):
     Attributes
     ----------
     sigma_min, sigma_max : float
-        Training noise levels are ``U[sigma_min, sigma_max]`` per patch, on the
-        [0, 1] scale (``25/255`` may be written as such in a recipe).
+        Training noise levels lie in ``[sigma_min, sigma_max]``, on the [0, 1] scale
+        (``25/255`` may be written as such in a recipe).
+    sigma_power : float
+        Per patch ``sigma = sigma_min + (sigma_max - sigma_min) u^sigma_power``, ``u ~ U[0, 1]``:
+        1 draws the levels uniformly, 2 draws half of them below a quarter of the range (density
+        falling as ``1 / sqrt(sigma - sigma_min)``), to spend a fine-tuning stage on low levels.
+    init_denoiser : str
+        A shipped denoiser (``learnreg models``) or a weights ``.json`` to start a fresh run from
+        (fine-tuning); the model's architecture and options must match it. Empty: random start.
     loss : {'l1', 'l2'}
         Mean absolute or mean squared error to the clean patch.
     validation_sigmas : list of float
@@ -131,6 +138,8 @@ class DenoiseOptions(Section):
     section: ClassVar[str] = "task.options"
     sigma_min: float = 0.0
     sigma_max: float = 50 / 255
+    sigma_power: float = 1.0
+    init_denoiser: str = ""
     loss: Literal["l1", "l2"] = "l1"
     validation_sigmas: tuple[float, ...] = (15 / 255, 25 / 255, 50 / 255)
     validation_images: tuple[str, ...] = ()
@@ -143,6 +152,8 @@ class DenoiseOptions(Section):
             _check_level(self, "validation_sigmas", sigma)
         if self.sigma_min > self.sigma_max:
             self.fail("sigma_min", f"{self.sigma_min:g} exceeds sigma_max = {self.sigma_max:g}")
+        if not 0 < self.sigma_power <= 10:
+            self.fail("sigma_power", f"must lie in (0, 10] (1 = uniform levels), got {self.sigma_power:g}")
         if self.validation_image_size < 8:
             self.fail("validation_image_size", f"must be >= 8, got {self.validation_image_size}")
         if self.validation_images:
@@ -171,7 +182,7 @@ class DenoiseBatch:
 
 
 class DenoiseTask:
-    """Gaussian denoising: train ``D(x + sigma n, sigma) ≈ x`` with sigma ~ U[sigma_min, sigma_max].
+    """Gaussian denoising: train ``D(x + sigma n, sigma) ≈ x``, sigma in [sigma_min, sigma_max].
 
     Parameters
     ----------
@@ -212,9 +223,17 @@ class DenoiseTask:
     def make_batch(self, generator: torch.Generator) -> DenoiseBatch:
         clean = self.source.sample(self.context.batch_size, generator=generator)
         low, high = self.options.sigma_min, self.options.sigma_max
-        sigma = low + (high - low) * torch.rand(clean.shape[0], generator=generator)
+        sigma = low + (high - low) * torch.rand(clean.shape[0], generator=generator) ** self.options.sigma_power
         noise = torch.randn(clean.shape, generator=generator)
         return DenoiseBatch(clean + sigma.view(-1, 1, 1, 1) * noise, sigma, clean)
+
+    def initialize(self, model: nn.Module) -> None:
+        """Load ``init_denoiser`` into the model (a fresh run only; a resumed one keeps its checkpoint)."""
+        if self.options.init_denoiser:
+            from learnreg.training.distributed import unwrap
+            from learnreg.training.rg_common import load_pretrained
+
+            load_pretrained(unwrap(model), self.options.init_denoiser, part="denoiser", task="denoise")
 
     def loss(self, model: nn.Module, batch: DenoiseBatch) -> Tensor:
         residual = model(batch.noisy, batch.sigma) - batch.clean

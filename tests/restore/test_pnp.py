@@ -382,3 +382,23 @@ def test_pnp_hqs_self_ensemble_is_on_by_default_and_turns_the_denoiser_input():
     finally:
         unregister_prior("test-shift")
         unregister_prior("test-shrink")
+
+
+def test_precision_bfloat16_rounds_the_denoiser_input_and_unknown_precision_is_refused():
+    seen = []
+
+    def recorder(v, sigma):
+        seen.append(v.clone())
+        return v
+
+    register_prior("test-identity", recorder, replace=True)
+    try:
+        _, problem = _problem("identity", channels=1, size=(12, 10))
+        x = restore(problem, "denoiser", params={"prior": "test-identity", "precision": "bfloat16"}).x
+        rounded = problem.y.to(torch.bfloat16).to(problem.y.dtype)
+        assert torch.equal(seen[-1], rounded) and torch.equal(x, rounded) and x.dtype == problem.y.dtype
+        assert torch.equal(restore(problem, "denoiser", params={"prior": "test-identity"}).x, problem.y)
+        with pytest.raises(ValueError, match="unknown precision 'half'; valid: float32, bfloat16"):
+            restore(problem, "pnp-hqs", params={"prior": "test-identity", "precision": "half"})
+    finally:
+        unregister_prior("test-identity")

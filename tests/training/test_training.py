@@ -139,6 +139,7 @@ def test_yaml_reads_exponents_and_fractions(tmp_path):
     ({"task": {"options": {"loss": "l3"}}}, r"task.options.loss: must be one of 'l1', 'l2'"),
     ({"plugins": ["no_such_module_xyz"]}, r"plugins: cannot import 'no_such_module_xyz'"),
     ({"precision": "fp16"}, r"precision: must be one of 'fp32', 'bf16'; got 'fp16'"),
+    ({"task": {"options": {"sigma_power": 0}}}, r"task.options.sigma_power: must lie in \(0, 10\] \(1 = uniform"),
 ])
 def test_bad_configs_name_the_key_and_the_fix(tmp_path, changes, message):
     with pytest.raises(ConfigError, match=message):
@@ -367,6 +368,38 @@ def test_denoise_task_batches_and_fixed_validation(tmp_path):
     other = DenoiseTask(config, TaskContext(batch_size=2, device=torch.device("cpu")))
     assert other.validate(model) == pytest.approx(scores) and set(scores) == set(task.metric_names)
     assert model.training
+
+
+def test_sigma_power_skews_the_levels_towards_sigma_min(tmp_path):
+    levels = {}
+    for power in (1, 2):
+        config = tiny_config(tmp_path, task={"options": {"sigma_min": "10/255", "sigma_max": "50/255",
+                                                         "sigma_power": power}})
+        task = DenoiseTask(config, TaskContext(batch_size=4000, device=torch.device("cpu")))
+        generator = torch.Generator().manual_seed(0)
+        levels[power] = task.make_batch(generator).sigma * 255
+        # u ~ U[0, 1] drawn the same way for every power: sigma - sigma_min is (sigma_1 - sigma_min)^p, rescaled
+        assert ((levels[power] >= 10 - 1e-4) & (levels[power] <= 50 + 1e-4)).all()
+    assert torch.allclose(levels[2] - 10, (levels[1] - 10) ** 2 / 40, atol=1e-3)
+    assert float((levels[1] < 20).float().mean()) == pytest.approx(0.25, abs=0.03)  # uniform: P = 10/40
+    assert float((levels[2] < 20).float().mean()) == pytest.approx(0.5, abs=0.03)  # u^2 < 1/4 iff u < 1/2
+
+
+def test_init_denoiser_starts_a_fresh_run_from_saved_weights(tmp_path):
+    from learnreg import hub
+    from learnreg.learned.nets import DRUNet, DRUNetConfig, network_config
+
+    net = {"channels": 1, "widths": [4, 8], "blocks": 1}
+    torch.manual_seed(3)
+    source = DRUNet(DRUNetConfig(**net))
+    path = hub.save_weights(source, tmp_path, "start", config=network_config(source), metadata={"recipe": "t"})
+    model = {"architecture": "drunet", "options": net}
+    task = {"options": {"init_denoiser": str(path), "validation_sigmas": ["25/255"]}}
+    fresh = train(tiny_config(tmp_path / "a", model=model, task=task), progress=False, stop_after=0)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.state_dict().values(), source.state_dict().values()))
+    wrong = {"architecture": "drunet", "options": {**net, "widths": [4, 16]}}
+    with pytest.raises(ValueError, match="make model.options match it"):
+        train(tiny_config(tmp_path / "b", model=wrong, task=task), progress=False, stop_after=0)
 
 
 def test_folder_and_mixed_sources_are_deterministic(tmp_path):
