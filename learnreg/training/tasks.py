@@ -212,6 +212,12 @@ class DenoiseTask:
         self.context = context
         self.source = build_source(config.data) if source is None else source
         self.training_data = self.source.description
+        if self.options.sigma_power != 1:
+            self.training_data += (f"; noise sigma = {self.options.sigma_min * 255:.3g}/255 + "
+                                   f"{(self.options.sigma_max - self.options.sigma_min) * 255:.3g}/255 "
+                                   f"u^{self.options.sigma_power:g}")
+        if self.options.init_denoiser:
+            self.training_data += f"; fine-tuned from {self.options.init_denoiser}"
         crops = [f"psnr_{_sigma_name(sigma)}" for sigma in self.options.validation_sigmas]
         self._crop_names = tuple(crops) if self.data.validation_size > 0 else ()
         names = ["psnr", *self._crop_names] if self._crop_names else []
