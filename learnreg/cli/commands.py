@@ -357,7 +357,17 @@ def run_models(args) -> int:
             quality = "; ".join(q for q in (_regression_text(m.get("regression")),
                                             _validation_text(m.get("quality"))) if q)
             print(f"    quality: {quality or 'not recorded'}")
+            if m.get("training"):
+                print(f"    training: {_training_text(m['training'])}")
     return 0
+
+
+def _training_text(training: dict) -> str:
+    """Steps, wall time and throughput of the run that produced the weights, in words."""
+    processes = training.get("processes") or 1
+    where = f"{training.get('device', '?')}, {processes} process{'es' if processes > 1 else ''}"
+    return (f"{training.get('steps', 0):,} steps in {training.get('wall_s', 0) / 60:.1f} min ({where}), "
+            f"{training.get('patches_per_s', 0):.1f} patches/s")
 
 
 def _regression_text(record: dict | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from learnreg.cli import commands
@@ -45,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:  # the reader went away (`learnreg models | head`): not an error of ours
+        # point stdout at devnull so that the interpreter's final flush does not fail again (Python docs, signal)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is no file (captured)
+            pass
+        return 0
     except (commands.UserError, ValueError, OSError, NotImplementedError) as error:
         # Library errors name the problem and the fix; show them without a traceback (-v shows it).
         if args.verbose:

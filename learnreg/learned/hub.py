@@ -254,7 +254,8 @@ def list_models(*, directory: PathLike | None = None) -> list[dict[str, Any]]:
     list of dict
         One per model: ``name``, ``architecture``, ``parameters``, ``size``
         (bytes of the safetensors file), ``training_data``, ``quality``,
-        ``regression`` (the fixed case a test checks the weights on), ``recipe`` (``None`` where the record has none) and ``path`` (the record).
+        ``regression`` (the fixed case a test checks the weights on), ``training`` (steps, wall time, patches per
+        second, processes, device), ``recipe`` (``None`` where the record has none) and ``path`` (the record).
     """
     folder = WEIGHTS_DIRECTORY if directory is None else Path(directory)
     models = []
@@ -268,6 +269,7 @@ def list_models(*, directory: PathLike | None = None) -> list[dict[str, Any]]:
             "training_data": record.get("training_data"),
             "quality": record.get("quality"),
             "regression": record.get("regression"),
+            "training": record.get("training"),
             "recipe": record.get("recipe"),
             "path": str(path),
         })

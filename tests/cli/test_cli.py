@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from learnreg.cli.main import main
+from learnreg.cli.main import build_parser, main
 from learnreg.data.io import read_image, write_image
 from learnreg.data.samples import sample
 
@@ -93,6 +93,19 @@ def test_help_has_examples(capsys):
         assert "examples:" in capsys.readouterr().out
 
 
+def test_a_closed_pipe_ends_quietly(capsys, monkeypatch):
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")  # what printing into `| head` after it quit raises
+
+    parser = build_parser()
+    monkeypatch.setattr("learnreg.cli.main.build_parser", lambda: parser)
+    parser.set_defaults(run=closed)
+    for action in parser._subparsers._group_actions[0].choices.values():
+        action.set_defaults(run=closed)
+    assert main(["models"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_models_lists_or_says_none(capsys):
     assert main(["models"]) == 0
     assert capsys.readouterr().out.strip()
@@ -108,8 +121,11 @@ def test_models_state_recipe_data_and_tested_quality(capsys):
         pytest.skip("no drunet-gray shipped")
     assert main(["models"]) == 0
     out = capsys.readouterr().out
-    block = out[out.index("drunet-gray "):].split("\n")[:3]
+    block = out[out.index("drunet-gray "):].split("\n")[:4]
     record = shipped["drunet-gray"]["regression"]
     assert "recipes/denoiser-gray.yaml" in block[0] and "dead leaves" in block[1]
     assert f"{record['psnr']:.2f} dB (regression-tested)" in block[2]
+    training = shipped["drunet-gray"]["training"]
+    assert block[3] == (f"    training: {training['steps']:,} steps in {training['wall_s'] / 60:.1f} min (cpu, 1 process), "
+                        f"{training['patches_per_s']:.1f} patches/s")
     assert not re.search(r"\d\.\d{6,}", out), "raw floats in the listing"
