@@ -210,6 +210,13 @@ class DenoiseTask:
         self.options: DenoiseOptions = config.task.parsed_options()
         self.data = config.data
         self.context = context
+        if self.options.init_denoiser:  # a typo fails now, not after the dead-leaves pool is painted
+            from learnreg.learned.hub import read_record
+
+            try:
+                read_record(self.options.init_denoiser)
+            except (ValueError, OSError) as error:
+                raise ValueError(f"task.options.init_denoiser: {error}") from None
         self.source = build_source(config.data) if source is None else source
         self.training_data = self.source.description
         if self.options.sigma_power != 1:

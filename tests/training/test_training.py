@@ -400,6 +400,11 @@ def test_init_denoiser_starts_a_fresh_run_from_saved_weights(tmp_path):
     wrong = {"architecture": "drunet", "options": {**net, "widths": [4, 16]}}
     with pytest.raises(ValueError, match="make model.options match it"):
         train(tiny_config(tmp_path / "b", model=wrong, task=task), progress=False, stop_after=0)
+    typo = {"options": {"init_denoiser": "drunet-grey", "validation_sigmas": ["25/255"]}}
+    with pytest.raises(ValueError, match=r"task.options.init_denoiser: unknown model 'drunet-grey'; available in "
+                                         r".*drunet-gray"):
+        DenoiseTask(tiny_config(tmp_path / "c", model=model, task=typo), TaskContext(batch_size=2, device="cpu"),
+                    source=None)
 
 
 def test_folder_and_mixed_sources_are_deterministic(tmp_path):
