@@ -17,12 +17,15 @@ emulated and slower than float32: :func:`bfloat16_fast` tells which.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Callable
 
 import torch
 from torch import Tensor
 
 __all__ = ["PRECISIONS", "ReducedPrecision", "bfloat16_fast", "reduced_precision"]
+
+logger = logging.getLogger(__name__)
 
 Denoiser = Callable[[Tensor, "float | Tensor"], Tensor]
 
@@ -45,18 +48,25 @@ def bfloat16_fast(device_type: str = "cpu") -> bool:
 class ReducedPrecision:
     """``D(x, sigma)`` computed in bfloat16 autocast on the bfloat16-rounded ``x``; the output has ``x``'s dtype.
 
-    Build it with :func:`reduced_precision`. ``network`` is the wrapped callable.
+    Build it with :func:`reduced_precision`. ``network`` is the wrapped callable. The first call on a
+    device without native bfloat16 (:func:`bfloat16_fast`) logs a warning: there it is slower than float32.
     """
 
     def __init__(self, network: Denoiser):
         if not callable(network):
             raise TypeError(f"reduced_precision needs a callable network(x, sigma), got {type(network).__name__}")
         self.network = network
+        self._checked = False
 
     def __repr__(self) -> str:
         return f"ReducedPrecision({type(self.network).__name__}, bfloat16)"
 
     def __call__(self, x: Tensor, sigma: float | Tensor) -> Tensor:
+        if not self._checked:
+            self._checked = True
+            if not bfloat16_fast(x.device.type):
+                logger.warning("precision=bfloat16: this %s has no native bfloat16 convolutions, so they are "
+                               "emulated and slower than float32; use precision=float32 here", x.device.type)
         rounded = x.to(torch.bfloat16).to(x.dtype)  # what the first convolution would see anyway
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             out = self.network(rounded, sigma)

@@ -46,6 +46,24 @@ def test_convolutions_run_in_bfloat16():
     assert dtypes == [torch.bfloat16] and out.dtype == torch.float32
 
 
+def test_a_device_without_native_bfloat16_is_warned_once(monkeypatch, caplog):
+    import learnreg.learned.precision as precision
+
+    monkeypatch.setattr(precision, "bfloat16_fast", lambda device_type="cpu": False)
+    wrapped = ReducedPrecision(lambda x, s: x)
+    with caplog.at_level("WARNING", logger="learnreg.learned.precision"):
+        wrapped(torch.rand(1, 1, 4, 4), 0.1)
+        wrapped(torch.rand(1, 1, 4, 4), 0.1)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 1 and "emulated and slower than float32; use precision=float32" in warnings[0]
+
+
+def test_bfloat16_fast_answers_for_any_device():
+    from learnreg.learned.precision import bfloat16_fast
+
+    assert isinstance(bfloat16_fast("cpu"), bool) and bfloat16_fast("meta") is False
+
+
 def test_gradients_pass_through():
     x = torch.rand(1, 1, 8, 8, requires_grad=True)
     ReducedPrecision(lambda v, s: 2.0 * v)(x, 0.1).sum().backward()
