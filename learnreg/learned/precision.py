@@ -1,4 +1,4 @@
-"""Network calls in bfloat16: the same denoiser, about 2.6x faster on CPUs with AVX-512 BF16.
+"""Network calls in bfloat16: the same denoiser, 2.2-2.6x faster on CPUs with AVX-512 BF16.
 
 :func:`reduced_precision` wraps a network ``D(x, sigma)`` so that its convolutions run under
 :func:`torch.autocast` in bfloat16 (the precision the shipped denoisers were trained in) while

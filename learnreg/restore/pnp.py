@@ -478,7 +478,7 @@ def _parameters(*, iterations: int, lam: float | None, tol: float, extra: dict[s
         "ensemble": Parameter(int, 1, "geometric self-ensemble inside each denoiser call: the mean over 1, 2, 4 or 8 "
                                       "rotations / reflections (that many evaluations per call)"),
         "precision": Parameter(str, "float32", f"network arithmetic: {' | '.join(PRECISIONS)} (autocast on the "
-                                               "rounded input; ~2.6x faster on CPUs with AVX-512 BF16)"),
+                                               "rounded input; 2.2-2.6x faster on CPUs with AVX-512 BF16)"),
         "tile": Parameter(int, 0, "tile side for large images; 0 = whole up to 512x512 pixels, else 256 tiles"),
         "scale": Parameter(float, 1.0, "intensity range of x (1 for images in [0, 1]; the range of depth maps)"),
         "tol": Parameter(float, tol, "stop when the relative change falls below this (0 = run all iterations)"),
