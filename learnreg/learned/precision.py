@@ -7,8 +7,9 @@ that rounded image also on its global-residual path (``x + h(x)``): otherwise th
 ``x + h(round(x))``, which carries the rounding error ``x - round(x)`` (up to 2^-9 relative,
 about 0.001 RMS on [0, 1] images) straight through, since ``h`` cannot see it. That error cost
 0.1 dB on the smooth ``clock`` image at sigma = 15/255; with the rounded input the mean over the
-gray development images moved by -0.002 dB (one call) and +0.002 dB (8-fold self-ensemble)
-against float32 (docs/benchmarks/denoising.md).
+gray development images at sigma = 15/255 moved by -0.002 dB (drunet-gray-wide, one call), +0.002 dB
+(the same, 8-fold self-ensemble) and -0.007 dB (drunet-gray-wide-ft, 4-fold) against float32
+(README, docs/benchmarks/denoising.md).
 
 Without hardware bfloat16 (no AVX-512 BF16 / AMX on the CPU) autocast still works but is
 emulated and slower than float32: :func:`bfloat16_fast` tells which.
