@@ -531,8 +531,7 @@ def _denoising(operator: Operator) -> bool:
     return family(operator) == "denoise"
 
 
-_DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={
-    "ensemble": Parameter(int, 1, "average over this many rotations / reflections of the image: 1, 2, 4 or 8")
-}).items() if k not in ("iterations", "tol", "consistency", "self_ensemble")}
+_DENOISER_PARAMETERS = {k: v for k, v in _parameters(iterations=1, lam=None, tol=0.0, extra={}).items()
+                        if k not in ("iterations", "tol", "consistency", "self_ensemble")}
 register(Method("denoiser", "one pass of the learned Gaussian denoiser at the noise level (denoising)", run_denoiser,
                 _DENOISER_PARAMETERS, _denoising, "the denoiser method applies to denoising (operator identity)"))
