@@ -169,12 +169,14 @@ def paint(index: Tensor, shapes: Shapes, base: int) -> None:
 
 
 def paint_strokes(index: Tensor, first: int, size: int, supersample: int,
-                   generator: torch.Generator, max_width: float = 4.0) -> int:
+                   generator: torch.Generator, max_width: float = 4.0,
+                  spacing: tuple[float, float] = (6.0, 40.0)) -> int:
     """Set ``index`` (Hc, Wc) to ``first + k`` on the pixels of stroke group k; returns the group count.
 
     A group is one stroke or 3 to 12 parallel, equally spaced ones, of one width
-    (0.7 to ``max_width`` output pixels) and length (0.3 to 1.5 ``size``); a third of the
-    groups is axis-aligned. Groups painted later lie on top.
+    (0.7 to ``max_width`` output pixels), length (0.3 to 1.5 ``size``) and centre-to-centre spacing
+    (uniform in the range ``spacing``, output pixels, widened to leave a gap of >= 2 px); a third of the groups is
+    axis-aligned. Groups painted later lie on top.
     """
     height, width = index.shape
     s = float(supersample)
@@ -192,11 +194,11 @@ def paint_strokes(index: Tensor, first: int, size: int, supersample: int,
         half_length = 0.5 * (0.3 + 1.2 * u[3]) * size * s
         cy, cx = u[4] * height, u[5] * width
         count = 1 if u[6] < 0.5 else int(torch.randint(3, 13, (1,), generator=generator))
-        spacing = max((6.0 + 34.0 * u[7]) * s, 2 * half_width + 2 * s)  # a gap of >= 2 px between strokes
+        step = max((spacing[0] + (spacing[1] - spacing[0]) * u[7]) * s, 2 * half_width + 2 * s)  # a gap >= 2 px
         along = (y - cy) * ty + (x - cx) * tx
-        across = (y - cy) * ny + (x - cx) * nx + 0.5 * (count - 1) * spacing
+        across = (y - cy) * ny + (x - cx) * nx + 0.5 * (count - 1) * step
         # distance to the nearest stroke centre line of the family, and which one it is
-        line = torch.round(across / spacing).clamp(0, count - 1)
-        mask = ((across - line * spacing).abs() <= half_width) & (along.abs() <= half_length)
+        line = torch.round(across / step).clamp(0, count - 1)
+        mask = ((across - line * step).abs() <= half_width) & (along.abs() <= half_length)
         index.masked_fill_(mask, first + k)
     return groups

@@ -343,3 +343,37 @@ def test_periodic_images_repeat_a_block_with_a_running_bond():
         DeadLeavesConfig(texture_amplitude=-0.1)
     with pytest.raises(ValueError, match=r"texture_beta must be in \[0, 2\]"):
         DeadLeavesConfig(texture_beta=3.0)
+
+
+def test_stroke_spacing_sets_the_grating_period():
+    from learnreg.data import _leaves as module
+
+    # the default range (6, 40) draws the stream every shipped recipe was trained on
+    assert torch.equal(dead_leaves(64, channels=1, generator=_generator(3), strokes=1.0),
+                       dead_leaves(64, channels=1, generator=_generator(3), strokes=1.0, stroke_spacing=(6.0, 40.0)))
+    periods = []
+    for seed in range(16):
+        index = torch.zeros(128, 128, dtype=torch.int64)
+        groups = module.paint_strokes(index, 1, 128, 1, _generator(seed), 0.7, spacing=(3.0, 3.0))
+        for k in range(1, groups + 1):
+            ys, xs = (index == k).nonzero(as_tuple=True)
+            if len(ys) < 200:  # a single stroke, or mostly hidden
+                continue
+            points = torch.stack([ys, xs], 1).double()
+            points -= points.mean(0)
+            angle = min(torch.linspace(0, np.pi, 721)[:-1], key=lambda a: _band_widths(points, a))
+            across = points[:, 0] * torch.cos(angle) - points[:, 1] * torch.sin(angle)
+            centres = torch.tensor([float(across[torch.floor(across).long() == b].mean())
+                                    for b in torch.unique(torch.floor(across).long()).tolist()])
+            bands = [centres[0].item()]  # merge adjacent occupied bins into one stroke
+            for c in centres[1:].tolist():
+                if c - bands[-1] > 1.6:
+                    bands.append(c)
+            if len(bands) >= 3:
+                periods.append(float(torch.tensor(bands).diff().median()))
+    assert len(periods) >= 3 and all(2.5 <= p <= 3.5 for p in periods), periods
+    with pytest.raises(ValueError, match=r"stroke_spacing must be a range \(low, high\) with 2 <= low"):
+        DeadLeavesConfig(stroke_spacing=(1.0, 10.0))
+    with pytest.raises(ValueError, match="stroke_spacing must be a range"):
+        DeadLeavesConfig(stroke_spacing=(10.0, 6.0))
+    assert DeadLeavesConfig.from_dict({"stroke_spacing": [2.5, 16]}).stroke_spacing == (2.5, 16.0)
