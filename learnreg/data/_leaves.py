@@ -169,14 +169,14 @@ def paint(index: Tensor, shapes: Shapes, base: int) -> None:
 
 
 def paint_strokes(index: Tensor, first: int, size: int, supersample: int,
-                   generator: torch.Generator, max_width: float = 4.0,
+                  generator: torch.Generator, max_width: float = 4.0,
                   spacing: tuple[float, float] = (6.0, 40.0)) -> int:
     """Set ``index`` (Hc, Wc) to ``first + k`` on the pixels of stroke group k; returns the group count.
 
     A group is one stroke or 3 to 12 parallel, equally spaced ones, of one width
-    (0.7 to ``max_width`` output pixels), length (0.3 to 1.5 ``size``) and centre-to-centre spacing
-    (uniform in the range ``spacing``, output pixels, widened to leave a gap of >= 2 px); a third of the groups is
-    axis-aligned. Groups painted later lie on top.
+    (0.7 to ``max_width`` output pixels), length (0.3 to 1.5 ``size``) and centre-to-centre
+    spacing (uniform in the range ``spacing``, output pixels, widened to leave a gap of >= 2 px);
+    a third of the groups is axis-aligned. Groups painted later lie on top.
     """
     height, width = index.shape
     s = float(supersample)
