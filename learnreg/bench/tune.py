@@ -85,8 +85,8 @@ ADMM_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 FB_LEVELS = (0.01, 0.015, 0.02, 0.03, 0.05)
 FB_STEPS = (0.5, 1.0, 1.5, 1.9)
 # red: the denoiser level sigma_d and the weight lambda (relative to the MAP weight), 100 iterations
-RED_LEVELS = (0.015, 0.03, 0.05)
-RED_LAMBDAS = (0.5, 1.0, 2.0)
+RED_LEVELS = (0.01, 0.015, 0.03)
+RED_LAMBDAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 # per tuned method: the two parameters scanned, their grids
 PNP_GRIDS = {"pnp-hqs": (("lambda", HQS_LAMBDAS), ("iterations", HQS_ITERATIONS)),
              "pnp-admm": (("sigma_denoiser", ADMM_LEVELS), ("lambda", ADMM_LAMBDAS)),
