@@ -67,7 +67,9 @@ def _classical_settings() -> tuple[Setting, ...]:
 def _learned_denoising_settings() -> tuple[Setting, ...]:
     return tuple(Setting("denoising", f"sigma {s}/255{' RGB' if mode == 'rgb' else ''}", "identity",
                          f"gaussian:{s / 255:.6f}", mode,
-                         ("denoiser", "denoiser:ensemble=8", "denoiser@drunet-gray-wide", "denoiser@drunet-rgb", "bm3d",
+                         ("denoiser", "denoiser:ensemble=8", "denoiser@drunet-gray-wide",
+                          "denoiser@drunet-gray-wide-ft:ensemble=4;precision=bfloat16",
+                          "denoiser@drunet-gray-wide-ft:ensemble=8;precision=bfloat16", "denoiser@drunet-rgb", "bm3d",
                           "tv") if mode == "rgb"
                          else ("denoiser", "denoiser:ensemble=8", "denoiser@drunet-gray-wide",
                                "denoiser@drunet-gray-wide-ft",
