@@ -183,23 +183,26 @@ def run_restore(args) -> int:
                         f"{height}x{width} (the spec's input size); "
                         f"pass --guide with an image of size {height}x{width}")
     problem = Problem(y, operator, sigma=degradation.sigma, guide=guide)
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=args.method, unit="it", leave=False, file=sys.stderr)
+    bars: list = []  # the progress bar opens at the first iteration, so errors raised before it print cleanly
 
     def callback(state, history):
-        if bar is not None:
-            bar.update(1)
-            if history.psnr:
-                bar.set_postfix(psnr=f"{history.psnr[-1]:.2f}")
+        if args.quiet:
+            return
+        if not bars:
+            from tqdm import tqdm
+
+            bars.append(tqdm(desc=args.method, unit="it", leave=False, file=sys.stderr))
+        bars[0].update(1)
+        if history.psnr:
+            bars[0].set_postfix(psnr=f"{history.psnr[-1]:.2f}")
 
     # the PSNR history is an image metric: depth runs record none
-    result = restore(problem, args.method, params=params, reference=None if args.depth else reference,
-                     callback=callback)
-    if bar is not None:
-        bar.close()
+    try:
+        result = restore(problem, args.method, params=params, reference=None if args.depth else reference,
+                         callback=callback)
+    finally:
+        for bar in bars:
+            bar.close()
     if result.status == "diverged":
         raise UserError(f"{args.method} diverged after {result.history.iterations} iterations; "
                         "nothing written. Lower the step size or raise the regularization weight (--param)")
