@@ -290,7 +290,7 @@ def run_bench(args) -> int:
 TRAIN_EXAMPLES = """examples:
   learnreg train recipes/denoiser-gray.yaml
   learnreg train recipes/denoiser-gray.yaml --resume        # continue a killed run, bit for bit
-  learnreg train recipes/denoiser-gray.yaml --steps 200 --output-dir /tmp/try --no-ship
+  learnreg train recipes/denoiser-gray.yaml --steps 200 --output-dir /tmp/try   # a trial: ships nothing
   torchrun --nproc_per_node=2 -m learnreg.training recipes/denoiser-gray.yaml   # data-parallel"""
 
 
@@ -310,6 +310,7 @@ def run_train(args) -> int:
     from learnreg.training.__main__ import main as train_main
 
     argv = [args.recipe] + (["--resume"] if args.resume else []) + (["--no-ship"] if args.no_ship else [])
+    argv += ["--ship"] if args.ship else []
     argv += ["--quiet"] if args.quiet else []
     for flag, value in (("--steps", args.steps), ("--output-dir", args.output_dir), ("--device", args.device)):
         if value is not None:

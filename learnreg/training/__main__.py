@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output-dir", default=None, help="override the recipe's output_dir")
     parser.add_argument("--device", default=None, help="override the recipe's device (cpu, cuda, auto)")
     parser.add_argument("--no-ship", action="store_true", help="do not export the final weights")
+    parser.add_argument("--ship", action="store_true",
+                        help="export the final weights even when --steps changes the recipe's step count "
+                             "(such a run is otherwise a trial and leaves shipped weights alone)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return parser
 
@@ -48,8 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {key: value for key, value in (("steps", arguments.steps),
                                                    ("output_dir", arguments.output_dir),
                                                    ("device", arguments.device)) if value is not None}
+        if arguments.no_ship and arguments.ship:
+            raise ConfigError("--ship and --no-ship contradict each other; pass one of them")
         if arguments.no_ship:
             overrides["ship"] = None
+        elif (config.ship and arguments.steps is not None and arguments.steps != config.steps
+              and not arguments.ship):
+            # a shortened (or lengthened) run is a trial: never replace the recipe's weights by surprise
+            overrides["ship"] = None
+            if rank == 0:
+                print(f"note: --steps {arguments.steps} differs from the recipe's {config.steps}, so the weights "
+                      f"{config.ship!r} are not replaced; pass --ship to export them anyway", file=sys.stderr)
         if overrides:
             config = dataclasses.replace(config, **overrides)
     except (ConfigError, FileNotFoundError) as error:

@@ -447,6 +447,22 @@ def test_command_line_overrides_steps_and_output(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_steps_override_is_a_trial_that_keeps_shipped_weights(tmp_path, capsys):
+    weights = tmp_path / "weights"
+    model = {"architecture": "dncnn", "options": {"channels": 1, "depth": 2, "features": 4}}
+    recipe = save_config(tiny_config(tmp_path / "run", steps=4, ship="tiny", ship_dir=str(weights), model=model),
+                         tmp_path / "recipe.yaml")
+    assert cli_main([str(recipe), "--steps", "3", "--output-dir", str(tmp_path / "trial"), "--quiet"]) == 0
+    assert not (weights / "tiny.json").exists()
+    assert "not replaced; pass --ship" in capsys.readouterr().err
+    assert cli_main([str(recipe), "--steps", "3", "--output-dir", str(tmp_path / "forced"), "--quiet", "--ship"]) == 0
+    assert __import__("json").loads((weights / "tiny.json").read_text())["training"]["steps"] == 3
+    assert cli_main([str(recipe), "--output-dir", str(tmp_path / "full"), "--quiet"]) == 0  # the recipe as written
+    assert __import__("json").loads((weights / "tiny.json").read_text())["training"]["steps"] == 4
+    assert cli_main([str(recipe), "--ship", "--no-ship"]) == 2
+    assert "contradict" in capsys.readouterr().err
+
+
 # -- data parallel -----------------------------------------------------------------------------
 def _ddp_worker(rank: int, port: int, directory: str) -> None:
     """One of two processes: DDP gradients on half a batch, then training and exact resume."""
