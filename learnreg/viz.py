@@ -277,3 +277,54 @@ def objective_curves(path: PathLike, panels: Mapping[str, Mapping[str, Sequence[
     if title:
         figure.suptitle(title)
     return _save(figure, target)
+
+
+def band_bars(path: PathLike, panels: Mapping[str, Mapping[str, Sequence[float]]], bands: Sequence[str], *,
+              title: str | None = None, ylabel: str = "MSE per pixel") -> Path:
+    """Grouped bars of an error split by frequency band (:func:`learnreg.metrics.band_errors`), log scale.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output ``.png``; written atomically, overwritten if it exists.
+    panels : mapping of str to mapping
+        Panel title -> ``{series label: one value per band}``.
+    bands : sequence of str
+        The band labels, along the horizontal axis.
+    title : str, optional
+        Figure title.
+    ylabel : str
+        Label of the vertical axis.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    target = _png_target(path)
+    if not panels:
+        raise ValueError("band_bars: no panels given")
+    figure = _new_figure(1, len(panels), panel=4.0)
+    axes = figure.subplots(1, len(panels), squeeze=False).ravel()
+    positions = np.arange(len(bands))
+    for axis, (name, series) in zip(axes, panels.items()):
+        width = 0.8 / max(len(series), 1)
+        for index, (label, values) in enumerate(series.items()):
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != (len(bands),):
+                raise ValueError(f"band_bars: series {label!r} of panel {name!r} has {values.size} values "
+                                 f"for {len(bands)} bands")
+            axis.bar(positions + (index - (len(series) - 1) / 2) * width, np.maximum(values, 1e-12), width,
+                     label=label)
+        axis.set_yscale("log")
+        low, high = axis.get_ylim()
+        axis.set_ylim(low, high * (high / low) ** 0.35)  # headroom for the legend above the bars
+        axis.set_xticks(positions, list(bands), fontsize=7)
+        axis.tick_params(axis="y", labelsize=7)
+        axis.set_xlabel("band of max(|f_y|, |f_x|), cycles per pixel", fontsize=8)
+        axis.set_ylabel(ylabel, fontsize=8)
+        axis.set_title(name, fontsize=9)
+        axis.legend(fontsize=7, loc="upper left")
+    if title:
+        figure.suptitle(title)
+    return _save(figure, target)

@@ -28,7 +28,9 @@ def test_figures_are_written_without_leftovers(tmp_path):
     noisy = depth + 0.01 * torch.randn(depth.shape, generator=torch.Generator().manual_seed(0))
     noisy[0, 0, 4, 4] = float("nan")
     viz.depth_panel(tmp_path / "depth.png", [("gt", depth), ("noisy", noisy[0, 0])])
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["curves.png", "depth.png", "row.png"]
+    viz.band_bars(tmp_path / "bands.png", {"crop": {"tv": [1e-5, 3e-4, 0.0], "pnp": [8e-6, 2e-4, 1e-3]}},
+                  ["low", "mid", "high"])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bands.png", "curves.png", "depth.png", "row.png"]
     for path in tmp_path.iterdir():
         with Image.open(path) as figure:
             assert figure.format == "PNG" and figure.size[0] > 100
@@ -42,4 +44,6 @@ def test_figure_errors(tmp_path):
         viz.side_by_side(tmp_path / "row.png", [("a", _ramp())], crop=(0, 0, 64, 64))
     with pytest.raises(ValueError, match="equal-length"):
         viz.psnr_curves(tmp_path / "c.png", {"a": ([1, 2], [3.0])})
+    with pytest.raises(ValueError, match="has 2 values for 3 bands"):
+        viz.band_bars(tmp_path / "b.png", {"crop": {"tv": [1.0, 2.0]}}, ["low", "mid", "high"])
     assert not any(tmp_path.iterdir())

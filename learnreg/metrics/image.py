@@ -96,6 +96,48 @@ def psnr(x: Tensor, reference: Tensor, *, data_range: float = 1.0) -> Tensor:
     return 10.0 * torch.log10(data_range**2 / mse)
 
 
+def band_errors(x: Tensor, reference: Tensor, edges: tuple[float, ...] = (0.0, 1 / 12, 1 / 6, 1 / 3, 0.5)) -> Tensor:
+    """The mean squared error of each image split by spatial-frequency band.
+
+    The error ``x - reference`` is taken to the discrete Fourier domain; a frequency
+    ``(f_y, f_x)`` (cycles per pixel) belongs to band ``k`` when ``edges[k] <= max(|f_y|, |f_x|)
+    < edges[k + 1]`` (the last band includes 0.5, the Nyquist frequency). By Parseval the
+    bands add up to the MSE, so they say *where* an estimate's error lies: for example
+    below or above the Nyquist limit ``1 / (2 s)`` of measurements sampled every ``s`` pixels.
+
+    Parameters
+    ----------
+    x, reference : Tensor, shape (B, C, H, W)
+        Estimate and ground truth.
+    edges : tuple of float
+        Increasing band edges from 0 to 0.5, in cycles per pixel.
+
+    Returns
+    -------
+    Tensor, shape (B, len(edges) - 1)
+        The MSE contributed by each band (mean over channels and pixels).
+
+    Examples
+    --------
+    >>> reference = torch.zeros(1, 1, 12, 12)
+    >>> x = reference + 0.1 * torch.cos(torch.arange(12.0) * (2 * math.pi / 4))  # 1/4 cycle per pixel
+    >>> band_errors(x, reference, edges=(0.0, 0.2, 0.5)).round(decimals=4)
+    tensor([[0.0000, 0.0050]])
+    """
+    _check_pair(x, reference, "band_errors")
+    if len(edges) < 2 or edges[0] != 0.0 or edges[-1] != 0.5 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"band_errors: edges must increase from 0 to 0.5 (cycles per pixel), got {edges}")
+    error = (x - reference).to(torch.float64)
+    height, width = error.shape[-2:]
+    power = torch.fft.fft2(error).abs().pow(2).mean(dim=1) / (height * width) ** 2  # (B, H, W), sums to the MSE
+    fy = torch.fft.fftfreq(height, dtype=torch.float64).abs().view(-1, 1)
+    fx = torch.fft.fftfreq(width, dtype=torch.float64).abs().view(1, -1)
+    radius = torch.maximum(fy, fx)
+    bands = [(radius >= low) & ((radius < high) if k < len(edges) - 2 else (radius <= high))
+             for k, (low, high) in enumerate(zip(edges, edges[1:]))]
+    return torch.stack([(power * band).sum(dim=(-2, -1)) for band in bands], dim=1).to(x.dtype)
+
+
 def gaussian_window(*, sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS,
                     dtype: torch.dtype = torch.float32,
                     device: torch.device | str | None = None) -> Tensor:

@@ -10,7 +10,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from learnreg.data import sample
-from learnreg.metrics import bmp, mae, psnr, render_depth, rmse, rmse_v, ssim
+from learnreg.metrics import band_errors, bmp, mae, psnr, render_depth, rmse, rmse_v, ssim
 
 
 def _generator(seed: int = 0) -> torch.Generator:
@@ -46,6 +46,24 @@ def test_shape_errors_name_both_shapes(metric):
     reference[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="reference contains NaN or inf"):
         metric(torch.zeros(1, 1, 16, 16), reference)
+
+
+# -- error by frequency band --------------------------------------------------------------
+def test_band_errors_add_up_to_the_mse_and_place_a_grating_in_its_band():
+    reference = torch.rand(2, 3, 30, 24, generator=_generator(1))
+    x = reference + 0.05 * torch.randn(2, 3, 30, 24, generator=_generator(2))
+    bands = band_errors(x, reference)
+    assert bands.shape == (2, 4) and bool((bands >= 0).all())
+    torch.testing.assert_close(bands.sum(dim=1), (x - reference).pow(2).flatten(1).mean(dim=1), rtol=1e-5, atol=0)
+    # a vertical grating of 0.25 cycles per pixel: all of its energy in [1/6, 1/3)
+    grating = 0.1 * torch.cos(torch.arange(24.0) * (2 * math.pi * 0.25)).expand(1, 1, 30, 24)
+    bands = band_errors(grating, torch.zeros_like(grating))[0]
+    torch.testing.assert_close(bands, torch.tensor([0.0, 0.0, 0.005, 0.0]), atol=1e-9, rtol=0)
+    # the Nyquist frequency itself belongs to the last band
+    checker = 0.1 * torch.cos(torch.arange(24.0) * math.pi).expand(1, 1, 30, 24)
+    assert float(band_errors(checker, torch.zeros_like(checker))[0, -1]) == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="edges must increase from 0 to 0.5"):
+        band_errors(x, reference, edges=(0.0, 0.3, 0.2, 0.5))
 
 
 # -- SSIM ----------------------------------------------------------------------------------
