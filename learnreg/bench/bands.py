@@ -15,12 +15,11 @@ from pathlib import Path
 
 import torch
 
-from learnreg.bench.runner import load_images, parse_method
+from learnreg.bench.runner import load_images, parse_method, seeded_problem
 from learnreg.bench.suites import get_suite
 from learnreg.data.io import atomic_write_text
 from learnreg.metrics import band_errors, psnr
-from learnreg.physics.spec import Degradation
-from learnreg.restore import Problem, restore
+from learnreg.restore import restore
 
 EDGES = (0.0, 1 / 12, 1 / 6, 1 / 3, 0.5)
 BAND_LABELS = ("[0, 1/12)", "[1/12, 1/6)", "[1/6, 1/3)", "[1/3, 1/2]")
@@ -38,10 +37,7 @@ def measure() -> list[dict]:
     for label in SETTINGS:
         setting = next(s for s in suite.settings if s.label == label)
         for index, (name, clean) in enumerate(images):
-            degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]),
-                                                   seed=suite.seed + index)
-            y = degradation.apply(clean, torch.Generator().manual_seed(suite.seed + index))
-            problem = Problem(y, degradation.build_operator(), sigma=degradation.sigma)
+            problem = seeded_problem(setting.operator, setting.noise, clean, suite.seed + index)
             for method in METHODS:
                 base, params = parse_method(method)
                 x = restore(problem, base, params=params or None).x.clamp(0, 1)

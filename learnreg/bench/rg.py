@@ -50,11 +50,10 @@ from typing import Any
 
 import torch
 
-from learnreg.bench.runner import _as_mode, _center_crop, environment
+from learnreg.bench.runner import _as_mode, _center_crop, environment, seeded_problem
 from learnreg.data.io import atomic_write_text
 from learnreg.data.samples import sample
 from learnreg.metrics.image import psnr, ssim
-from learnreg.physics.spec import Degradation
 from learnreg.restore.methods import Problem, restore
 from learnreg.restore.rg import ETA_GD, resolve_gradient
 
@@ -169,9 +168,7 @@ def _images(setting: BenchSetting, names: tuple[str, ...], size: int) -> list[tu
 
 def _problem(setting: BenchSetting, clean: torch.Tensor, index: int) -> Problem:
     """The degraded problem of image number ``index`` (noise and mask seeded by ``index``)."""
-    degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=index)
-    y = degradation.apply(clean, torch.Generator().manual_seed(index))
-    return Problem(y, degradation.build_operator(), sigma=degradation.sigma)
+    return seeded_problem(setting.operator, setting.noise, clean, index)
 
 
 def _gd_residual(x: torch.Tensor, problem: Problem, model: str) -> float:

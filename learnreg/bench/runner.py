@@ -85,14 +85,20 @@ def parse_method(method: str) -> tuple[str, dict]:
     return base, params
 
 
+def seeded_problem(operator: str, noise: str, clean: torch.Tensor, seed: int) -> Problem:
+    """The problem of degrading ``clean`` (1, C, H, W) by the CLI specs ``operator`` and ``noise``,
+    its noise and mask seeded by ``seed`` (as every benchmark and the tuning draw them)."""
+    degradation = Degradation.from_strings(operator, noise, shape=tuple(clean.shape[1:]), seed=seed)
+    y = degradation.apply(clean, torch.Generator().manual_seed(seed))
+    return Problem(y, degradation.build_operator(), sigma=degradation.sigma)
+
+
 def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool = False) -> list[dict]:
     """Every (image, method) result of one setting."""
     results = []
     for index, (name, clean) in enumerate(images):
-        degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=seed + index)
-        y = degradation.apply(clean, torch.Generator().manual_seed(seed + index))
-        operator = degradation.build_operator()
-        problem = Problem(y, operator, sigma=degradation.sigma)
+        problem = seeded_problem(setting.operator, setting.noise, clean, seed + index)
+        y, operator = problem.y, problem.operator
         for method in methods:
             base, params = parse_method(method)
             chosen = get_method(base)

@@ -37,12 +37,11 @@ from pathlib import Path
 
 import torch
 
-from learnreg.bench.runner import load_images
+from learnreg.bench.runner import load_images, seeded_problem
 from learnreg.bench.suites import get_suite
 from learnreg.data.io import atomic_write_text
 from learnreg.metrics import psnr
-from learnreg.physics.spec import Degradation
-from learnreg.restore import Problem, restore
+from learnreg.restore import restore
 from learnreg.restore.baselines import family
 
 
@@ -102,9 +101,7 @@ def _problems(setting, suite, size: int) -> list:
     images = [(n, im[..., start : start + crop, start : start + crop].contiguous()) for n, im in images]
     problems = []
     for index, (_, clean) in enumerate(images):
-        degradation = Degradation.from_strings(setting.operator, setting.noise, shape=tuple(clean.shape[1:]), seed=index)
-        y = degradation.apply(clean, torch.Generator().manual_seed(index))
-        problems.append((clean, Problem(y, degradation.build_operator(), sigma=degradation.sigma)))
+        problems.append((clean, seeded_problem(setting.operator, setting.noise, clean, index)))
     return problems
 
 
