@@ -32,12 +32,20 @@ NETT_CASE = {"kind": "nett", "family": "gdsr", "size": 64, "seed": 900_000, "ite
 GRADIENT_CASE = {"kind": "gradient", "image": "motorcycle_right", "size": 64, "operator": "inpaint:random:0.9",
                  "sigma": 0.01, "seed": 0, "iterations": 30, "step": 0.5}
 
+# Denoisers trained inside unrolled HQS (task unrolled_hqs): pnp-hqs with the schedule they were trained with on x2
+# bicubic SR of the motorcycle_right 64x64 crop, noise 0.01, seed 0.
+PNP_CASE = {"kind": "pnp", "image": "motorcycle_right", "size": 64, "operator": "sr:2:bicubic", "sigma": 0.01,
+            "seed": 0}
+
 
 def default_case(name: str) -> dict:
-    """The fixed case of shipped model ``name``, chosen from its architecture and channels."""
-    config = json.loads(Path({m["name"]: m for m in list_models()}[name]["path"]).read_text())["config"]
+    """The fixed case of shipped model ``name``, chosen from its architecture, channels and training task."""
+    record = json.loads(Path({m["name"]: m for m in list_models()}[name]["path"]).read_text())
+    config = record["config"]
     if config["architecture"] in ("nett_unet", "umsgnet"):
         return dict(NETT_CASE)
+    if (record.get("training_config") or {}).get("task", {}).get("name") == "unrolled_hqs":
+        return dict(PNP_CASE)
     if config["architecture"] == "rg_pair":  # a regularizer pair: its denoiser
         config = config["denoiser"]
     return dict(DENOISER_CASE, image="motorcycle_right" if config.get("channels") == 3 else "camera")
@@ -49,14 +57,17 @@ def measure(name: str, case: dict | None = None) -> float:
     if case.get("kind") == "nett":
         return _measure_nett(name, case)
     gradient = case.get("kind") == "gradient"
+    pnp = case.get("kind") == "pnp"
     clean = sample(case["image"], size=case["size"])
-    degradation = Degradation.from_strings(case["operator"] if gradient else "identity", f"gaussian:{case['sigma']}",
+    degradation = Degradation.from_strings(case["operator"] if gradient or pnp else "identity", f"gaussian:{case['sigma']}",
                                            shape=tuple(clean.shape[1:]), seed=case["seed"])
     y = degradation.apply(clean, torch.Generator().manual_seed(case["seed"]))
     problem = Problem(y, degradation.build_operator(), sigma=degradation.sigma)
     if gradient:
         result = restore(problem, "rg-gd", params={"prior": name, "solver": "gd", "step": case["step"],
                                                    "iterations": case["iterations"]})
+    elif pnp:
+        result = restore(problem, "pnp-hqs", params={"prior": name})
     else:
         result = restore(problem, "denoiser", params={"prior": name})
     return float(psnr(result.x.clamp(0, 1), clean))

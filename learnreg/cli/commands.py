@@ -378,6 +378,9 @@ def _regression_text(record: dict | None) -> str:
     """The fixed case a test checks the weights against, in words."""
     if not record:
         return ""
+    if "psnr" in record and record.get("kind") == "pnp":
+        return (f"pnp-hqs on {record['operator']}, {record['image']} {record['size']}x{record['size']}, noise "
+                f"{record['sigma']:g}: {record['psnr']:.2f} dB (regression-tested)")
     if "psnr" in record:
         return (f"{record['image']} {record['size']}x{record['size']}, noise {record['sigma'] * 255:.0f}/255: "
                 f"{record['psnr']:.2f} dB (regression-tested)")

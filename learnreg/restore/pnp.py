@@ -81,7 +81,7 @@ from learnreg.solvers.hqs import geometric_schedule
 logger = logging.getLogger(__name__)
 
 __all__ = ["PRIORS", "PriorEntry", "available_priors", "choose_color", "register_prior", "resolve_prior",
-           "unregister_prior"]
+           "trained_schedule", "unregister_prior"]
 
 NO_PRIOR_MESSAGE = "no learned denoiser is shipped yet; train one with `learnreg train recipes/denoiser-gray.yaml`"
 
@@ -340,7 +340,7 @@ def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     if params["lambda"] < 0 or params["iterations"] < 0:
         raise ValueError(f"parameters lambda and iterations must be > 0 (0 = tuned for the task), "
                          f"got {params['lambda']} and {params['iterations']}")
-    params = hqs_defaults(problem, params)
+    params = hqs_defaults(problem, {**params, **trained_schedule(params)})
     sigma_n = _noise_level(problem, params)
     scale = params["scale"]
     sigma_end = params["sigma_end"] * scale if params["sigma_end"] > 0 else sigma_n
@@ -348,9 +348,68 @@ def run_hqs(problem: Problem, params: dict[str, Any], *, reference=None, callbac
     sigmas = geometric_schedule(sigma_start, sigma_end, params["iterations"])
     weight = params["lambda"] * sigma_n**2
     prior = _build_prior(problem, params)
+    if params["finish_prior"]:
+        finish = params["finish_iterations"] or 1
+        if not 1 <= finish <= params["iterations"]:
+            raise ValueError(f"parameter finish_iterations must lie in [1, iterations = {params['iterations']}], "
+                             f"got {finish}")
+        finisher = _build_prior(problem, {**params, "prior": params["finish_prior"]})
+        prior = _FinishedPrior(prior, finisher, switch_after=params["iterations"] - finish)
     solver = HQS(L2Data(problem.operator, problem.y), weight * prior,
                  schedule=[weight / sigma**2 for sigma in sigmas])
     return _run(solver, prior, problem, params, reference, callback)
+
+
+class _FinishedPrior(DenoiserPrior):
+    """``first``'s denoiser for the first ``switch_after`` calls, then ``finisher``'s (pnp-hqs's ``finish_prior``).
+
+    Both keep their colour mode and ensemble; the evaluation count (and so the periodic ensemble's
+    turn) runs on across the switch.
+    """
+
+    def __init__(self, first: DenoiserPrior, finisher: DenoiserPrior, *, switch_after: int):
+        super().__init__(first.denoiser, color=first.color, scale=first.scale, self_ensemble=first.self_ensemble,
+                         ensemble=first.ensemble)
+        self.first, self.finisher, self.switch_after, self.calls = first, finisher, switch_after, 0
+
+    def denoise(self, x: Tensor, sigma: "float | Tensor") -> Tensor:
+        chosen = self.first if self.calls < self.switch_after else self.finisher
+        self.calls += 1
+        chosen.evaluations = self.evaluations
+        out = chosen.denoise(x, sigma)
+        self.evaluations = chosen.evaluations
+        return out
+
+
+def trained_schedule(params: dict[str, Any]) -> dict[str, Any]:
+    """The HQS schedule a prior was trained through (task ``unrolled_hqs``), for the parameters left at 0.
+
+    A denoiser fine-tuned inside unrolled HQS (:mod:`learnreg.training.unrolled`) learned to
+    serve that iteration: its ``iterations``, ``lambda``, ``sigma_end`` and finishing denoiser
+    (``finish_prior``, ``finish_iterations``) become ``pnp-hqs``'s defaults for it (a value the
+    user sets is kept). Any other prior: ``{}``.
+    """
+    name = params["prior"]
+    if name in PRIORS or name == "auto":
+        return {}
+    models = _shipped_models()
+    path = models[name]["path"] if name in models else name if name.endswith(".json") and Path(name).is_file() else None
+    if path is None:
+        return {}
+    task = (_read_json(str(path), Path(path).stat().st_mtime_ns).get("training_config") or {}).get("task", {})
+    if task.get("name") != "unrolled_hqs":
+        return {}
+    options = task.get("options", {})
+    trained = {"iterations": int(options.get("iterations", 5)), "lambda": float(options.get("lam", 0.1)),
+               "sigma_end": float(options.get("sigma_end", 0.0)), "finish_prior": options.get("finish_denoiser", "")}
+    if trained["finish_prior"]:
+        trained["finish_iterations"] = int(options.get("finish_iterations", 1))
+    return {key: value for key, value in trained.items() if value and not params.get(key)}
+
+
+@functools.lru_cache(maxsize=16)
+def _read_json(path: str, mtime_ns: int) -> dict[str, Any]:  # keyed by mtime: a retrained record is reread
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 class _DenoisedADMM(ADMM):
@@ -493,7 +552,11 @@ _REQUIREMENT = "plug-and-play methods need a linear operator"
 register(Method("pnp-hqs", "DPIR: HQS with a learned denoiser at decreasing noise levels (8-40 evaluations)",
                 run_hqs, _parameters(iterations=0, lam=0.0, tol=0.0, self_ensemble=True, extra={
                     "sigma_start": Parameter(float, 0.192, "first denoiser level (~49/255 as in DPIR, [0, 1] scale)"),
-                    "sigma_end": Parameter(float, 0.0, "last denoiser level; 0 = the noise level sigma_n")}),
+                    "sigma_end": Parameter(float, 0.0, "last denoiser level; 0 = the noise level sigma_n"),
+                    "finish_prior": Parameter(str, "", "a denoiser for the last finish_iterations iterations (the "
+                                                       "lowest levels); empty = prior throughout (a prior trained "
+                                                       "with one names it)"),
+                    "finish_iterations": Parameter(int, 0, "iterations run by finish_prior; 0 = 1 (or as trained)")}),
                 _linear, _REQUIREMENT))
 register(Method("pnp-admm", "plug-and-play ADMM with a learned denoiser at a fixed level", run_admm,
                 _parameters(iterations=40, lam=0.0, tol=1e-5, extra={

@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 _BUILTIN_MODULES = ("learnreg.training.sources", "learnreg.training.tasks", "learnreg.training.nett",
-                    "learnreg.training.pnpreg", "learnreg.training.rg")
+                    "learnreg.training.pnpreg", "learnreg.training.rg",
+                    "learnreg.training.unrolled")
 
 
 @dataclass(frozen=True)

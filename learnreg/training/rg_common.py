@@ -114,12 +114,12 @@ def _measure(operator: Operator, task: Task, clean: Tensor, sigma: Tensor, gener
     return measured + (operator(noise) if task.kind == "completion" else noise)
 
 
-def draw_degraded_batch(clean: Tensor, degradation: MultiTaskDegradation, *,
-                        generator: torch.Generator) -> DegradedBatch:
+def draw_degraded_batch(clean: Tensor, degradation: MultiTaskDegradation, *, generator: torch.Generator,
+                        sigma_power: float = 1.0, start=rg_initial_estimate) -> DegradedBatch:
     """Degrade ``clean`` (B, C, P, P) with one task drawn from ``degradation`` and a noise level per sample.
 
-    Draws, in order: the task, its operator (the completion mask), ``sigma ~ U[0, noise_max]``
-    per sample, the noise.
+    Draws, in order: the task, its operator (the completion mask), ``sigma = noise_max u^sigma_power``
+    with ``u ~ U[0, 1]`` per sample, the noise. ``x0 = start(y, operator)`` (pnpReG's start by default).
     """
     drawn = degradation.sample_task(generator=generator)
     task = Task(drawn.kind, drawn.parameter, 0.0, drawn.kernel)
@@ -127,9 +127,10 @@ def draw_degraded_batch(clean: Tensor, degradation: MultiTaskDegradation, *,
     operator = degradation.operator(task, shape, generator=generator)
     mask = getattr(operator, "mask", None)
     mask = torch.ones(shape[1:], dtype=torch.bool) if mask is None else mask.to(torch.bool)
-    sigma = degradation.config.noise_max * torch.rand(clean.shape[0], generator=generator)
+    u = torch.rand(clean.shape[0], generator=generator)
+    sigma = degradation.config.noise_max * (u if sigma_power == 1 else u**sigma_power)
     y = _measure(operator, task, clean, sigma, generator)
-    return DegradedBatch(clean=clean, y=y, x0=rg_initial_estimate(y, operator), sigma=sigma, kind=task.kind,
+    return DegradedBatch(clean=clean, y=y, x0=start(y, operator), sigma=sigma, kind=task.kind,
                          parameter=float(task.parameter), kernel=task.kernel or "", mask=mask)
 
 
@@ -259,15 +260,17 @@ def load_pretrained(target: DRUNet, name: str, *, part: Literal["denoiser", "gra
     logger.info("task %s: %s initialised from %s", task, part, name)
 
 
-def describe_training_data(source: "PatchSource", degradation: MultiTaskDegradation | None = None) -> str:
+def describe_training_data(source: "PatchSource", degradation: MultiTaskDegradation | None = None, *,
+                           sigma_power: float = 1.0) -> str:
     """One line on the training data: the patches and, for the DEQ tasks, the degradations."""
     if degradation is None:
         return source.description
     c = degradation.config
+    noise = (f"U[0, {c.noise_max * 255:.0f}/255]" if sigma_power == 1 else
+             f"{c.noise_max * 255:.0f}/255 u^{sigma_power:g}, u ~ U[0, 1]")
     return (f"{source.description}; degraded per batch: blur sigma_b ~ U[0, {c.blur_sigma_max:g}], SR x"
             f"{'/'.join(map(str, c.sr_factors))} ({'/'.join(c.sr_kernels)}), completion p ~ U[0, {c.drop_max:g}] "
-            f"(probabilities {', '.join(f'{p:.2f}' for p in c.probabilities)}); noise sigma ~ U[0, "
-            f"{c.noise_max * 255:.0f}/255] per sample")
+            f"(probabilities {', '.join(f'{p:.2f}' for p in c.probabilities)}); noise sigma ~ {noise} per sample")
 
 
 def chunks(count: int, size: int) -> list[slice]:
