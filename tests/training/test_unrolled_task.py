@@ -171,3 +171,15 @@ def test_finish_prior_errors_name_the_fix():
             restore(problem, "pnp-hqs", params={"prior": "test-soft", "finish_prior": "nope"})
     finally:
         unregister_prior("test-soft")
+
+
+def test_killed_run_with_a_finisher_resumes_bitwise(tmp_path):
+    options = {"iterations": 3, "finish_denoiser": "drunet-gray", "finish_iterations": 1}
+    top = {"steps": 4, "checkpoint_every": 2, "validate_every": 0}
+    whole = train(_recipe(tmp_path / "whole", options, **top), progress=False)
+    config = _recipe(tmp_path / "killed", options, **top)
+    train(config, progress=False, stop_after=3)  # killed after step 3; resumes from step 2
+    resumed = train(config, resume=True, progress=False)
+    assert resumed.completed
+    first, second = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(first[name], second[name]) for name in first)
