@@ -61,7 +61,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from learnreg.learned.hub import list_models
+from learnreg.learned.hub import list_models, read_record
 from learnreg.learned.hub import load as load_weights
 from learnreg.learned.precision import PRECISIONS, reduced_precision
 from learnreg.learned.tiling import tiled
@@ -392,11 +392,11 @@ def trained_schedule(params: dict[str, Any]) -> dict[str, Any]:
     name = params["prior"]
     if name in PRIORS or name == "auto":
         return {}
-    models = _shipped_models()
-    path = models[name]["path"] if name in models else name if name.endswith(".json") and Path(name).is_file() else None
-    if path is None:
-        return {}
-    task = (_read_json(str(path), Path(path).stat().st_mtime_ns).get("training_config") or {}).get("task", {})
+    try:
+        record = read_record(name)
+    except (ValueError, OSError):
+        return {}  # not a shipped model: resolve_prior reports it
+    task = (record.get("training_config") or {}).get("task", {})
     if task.get("name") != "unrolled_hqs":
         return {}
     options = task.get("options", {})
@@ -405,11 +405,6 @@ def trained_schedule(params: dict[str, Any]) -> dict[str, Any]:
     if trained["finish_prior"]:
         trained["finish_iterations"] = int(options.get("finish_iterations", 1))
     return {key: value for key, value in trained.items() if value and not params.get(key)}
-
-
-@functools.lru_cache(maxsize=16)
-def _read_json(path: str, mtime_ns: int) -> dict[str, Any]:  # keyed by mtime: a retrained record is reread
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 class _DenoisedADMM(ADMM):
