@@ -12,12 +12,7 @@ from learnreg.hub import list_models, load
 MODELS = list_models()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("model", MODELS, ids=[m["name"] for m in MODELS])

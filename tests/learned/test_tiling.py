@@ -9,13 +9,7 @@ from learnreg.learned.tiling import tile_starts, tile_window, tiled
 from learnreg.metrics import psnr
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny images gain nothing from threads, and on shared cores OpenMP barriers stall each conv for ms.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny_drunet(channels=1, seed=0):

@@ -19,13 +19,7 @@ C = 100.0  # the quadratic prior phi(x) = C/2 ||x||^2
 SIGMA = 0.05
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny images gain nothing from threads, and on shared cores OpenMP barriers stall each conv for ms.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def quadratic(x, sigma):

@@ -24,12 +24,7 @@ SIGMA = 0.1
 TINY = {"channels": 1, "widths": [4, 8], "blocks": 1}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Linear(torch.nn.Module):

@@ -20,12 +20,7 @@ PAIR = {"denoiser": NET, "gradient": NET}
 DEQ = {"max_iter": 6, "anderson": 2, "validation_iterations": 3, "degradation": {"blur_sigma_max": 2.0}}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _recipe(tmp_path, task, options=None, *, architecture="rg_pair", model=None, **top):

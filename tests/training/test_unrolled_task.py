@@ -20,12 +20,7 @@ from learnreg.training.unrolled import hqs_levels, unrolled_hqs
 NET = {"channels": 1, "widths": [4, 8], "blocks": 1, "noise_map": True}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _recipe(tmp_path, options=None, *, model=None, channels=1, patch_size=16, **top):
