@@ -93,6 +93,9 @@ def seeded_problem(operator: str, noise: str, clean: torch.Tensor, seed: int) ->
     return Problem(y, degradation.build_operator(), sigma=degradation.sigma)
 
 
+DRAW_STRIDE = 1000  # draw k seeds image i with seed + 1000 k + i (so draws never share a seed below 1000 images)
+
+
 def run_setting(setting: Setting, images, methods, *, seed: int, progress: bool = False) -> list[dict]:
     """Every (image, method) result of one setting."""
     results = []
@@ -147,9 +150,12 @@ def run_suite(name: str, *, images: str | None = None, methods: list[str] | None
         draws = 1 if quick else setting.draws
         results = []
         for draw in range(draws):  # draw 0 is the single-draw benchmark; later draws shift every seed
-            drawn = run_setting(setting, setting_images, setting_methods, seed=suite.seed + DRAW_STRIDE * draw,
-                                progress=progress)
-            results += [dict(r, draw=draw, **({"output": None} if draw else {})) for r in drawn]
+            for r in run_setting(setting, setting_images, setting_methods, seed=suite.seed + DRAW_STRIDE * draw,
+                                 progress=progress):
+                r["draw"] = draw
+                if draw:
+                    r["output"] = None  # crops and curves show draw 0
+                results.append(r)
         for method in setting_methods:
             rows = [r for r in results if r["method"] == method]
             if rows:
@@ -163,9 +169,6 @@ def run_suite(name: str, *, images: str | None = None, methods: list[str] | None
     _figure(report.figure_path, figure_rows)
     _curves(out_dir, name, figure_rows)
     return report
-
-
-DRAW_STRIDE = 1000  # draw k seeds image i with seed + 1000 k + i (so draws never share a seed below 1000 images)
 
 
 def _summary_row(setting: Setting, method: str, rows: list[dict], draws: int) -> dict:

@@ -127,8 +127,7 @@ def draw_degraded_batch(clean: Tensor, degradation: MultiTaskDegradation, *, gen
     operator = degradation.operator(task, shape, generator=generator)
     mask = getattr(operator, "mask", None)
     mask = torch.ones(shape[1:], dtype=torch.bool) if mask is None else mask.to(torch.bool)
-    u = torch.rand(clean.shape[0], generator=generator)
-    sigma = degradation.config.noise_max * (u if sigma_power == 1 else u**sigma_power)
+    sigma = degradation.config.noise_max * torch.rand(clean.shape[0], generator=generator) ** sigma_power
     y = _measure(operator, task, clean, sigma, generator)
     return DegradedBatch(clean=clean, y=y, x0=start(y, operator), sigma=sigma, kind=task.kind,
                          parameter=float(task.parameter), kernel=task.kernel or "", mask=mask)
